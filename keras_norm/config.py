@@ -1,0 +1,94 @@
+"""One object that holds every hyperparameter of a run (the flax-example style)."""
+
+import dataclasses
+from typing import Optional
+
+from keras_norm.errors import KerasNormError
+
+NORMS = ("bn", "gn", "ln", "in", "none")
+LN_IMPLS = ("group", "layer")
+SCHEDULES = ("constant", "step", "onecycle")
+DEFAULT_GROUPS = 4
+
+
+@dataclasses.dataclass
+class Config:
+    # Model.
+    norm: str = "bn"
+    groups: int = DEFAULT_GROUPS  # for `gn`; every normalized layer has 8 or 16 channels.
+    ln_impl: str = "group"  # `ln` as GroupNormalization(1) (keeps the budget) or LayerNormalization.
+    l1: float = 0.0
+    l2: float = 0.0
+    dropout: float = 0.05
+    # Optimization.
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 0.05  # peak learning rate for `onecycle`, the rate itself for the others.
+    momentum: float = 0.9
+    schedule: str = "onecycle"
+    seed: int = 0
+    deterministic: bool = False
+    steps_per_execution: int = 1
+    # Data.
+    data_path: Optional[str] = None
+    augment: bool = True
+    rotation_degrees: float = 7.0
+    train_limit: int = 0  # >0: use only the first N training images (tests, quick looks).
+    test_limit: int = 0
+    # Outputs.
+    artifacts_dir: str = "artifacts"
+    run_name: Optional[str] = None
+    tensorboard: bool = False
+    overwrite: bool = False
+    export: bool = True
+
+    def validate(self):
+        """Raises KerasNormError with one readable line for the first bad value."""
+        if self.norm not in NORMS:
+            raise KerasNormError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)}")
+        if self.ln_impl not in LN_IMPLS:
+            raise KerasNormError(f"unknown ln_impl {self.ln_impl!r}; choose one of {', '.join(LN_IMPLS)}")
+        if self.schedule not in SCHEDULES:
+            raise KerasNormError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        for name in ("l1", "l2"):
+            if not getattr(self, name) >= 0:  # also catches NaN
+                raise KerasNormError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("epochs", "batch_size", "groups", "steps_per_execution"):
+            if getattr(self, name) <= 0:
+                raise KerasNormError(f"--{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise KerasNormError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not self.lr > 0:
+            raise KerasNormError(f"--lr must be > 0, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise KerasNormError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if self.train_limit < 0 or self.test_limit < 0:
+            raise KerasNormError("--train_limit and --test_limit must be >= 0")
+        if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name.startswith(".")):
+            raise KerasNormError(f"--run_name must be a plain folder name, got {self.run_name!r}")
+        return self
+
+    @property
+    def name(self):
+        """The run's readable name without the seed, e.g. `ln_l2-0.001`, `bn_l1-1e-05_l2-0.001`."""
+        if self.run_name:
+            return self.run_name
+        parts = [self.norm if self.norm != "ln" or self.ln_impl == "group" else "ln-layer"]
+        if self.norm == "gn" and self.groups != DEFAULT_GROUPS:
+            parts[0] += f"{self.groups}"
+        if self.l1:
+            parts.append(f"l1-{self.l1:g}")
+        if self.l2:
+            parts.append(f"l2-{self.l2:g}")
+        return "_".join(parts)
+
+    @property
+    def folder_name(self):
+        """The run folder: the name, plus the seed when it is not the default 0."""
+        return self.name if self.seed == 0 else f"{self.name}_seed-{self.seed}"
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)

