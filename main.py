@@ -55,6 +55,9 @@ flags.DEFINE_integer("jobs", None, "Parallel training processes for --suite (def
 
 def parse_flags(argv):
     """absl parsing, but a bad flag is one line on stderr instead of a usage dump."""
+    if any(a in ("-h", "--help", "--helpshort", "--helpfull", "-?") for a in argv[1:]):
+        print(__doc__ + "\n" + FLAGS.main_module_help())  # absl's own help exits 1; asking is no error
+        sys.exit(0)
     try:
         return FLAGS(argv)
     except flags.Error as e:

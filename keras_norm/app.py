@@ -33,7 +33,8 @@ def run(config, report=True, report_only=False, runs=(), explain=False, suite=No
         if report:
             from keras_norm import report as report_lib
 
-            report_lib.render(config.artifacts_dir, runs=runs)
+            # After a single run compare every run present; after a suite, the suite's runs.
+            report_lib.render(config.artifacts_dir, runs=runs, prefer_suite=bool(suite))
         return 0
     except KerasNormError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -9,6 +9,23 @@ NORMS = ("bn", "gn", "ln", "in", "none")
 LN_IMPLS = ("group", "layer")
 SCHEDULES = ("constant", "step", "onecycle")
 DEFAULT_GROUPS = 4
+# Channel widths of the CNN (see keras_norm/model.py): two 3x3 convs, a 1x1 transition, three 3x3.
+BLOCK1 = (8, 16)
+TRANSITION = 8
+BLOCK2 = (16, 16, 16)
+NORMALIZED_CHANNELS = BLOCK1 + BLOCK2  # every layer that a norm follows
+
+
+def check_groups(norm, groups):
+    """GroupNormalization needs `groups` to divide the channels of every normalized layer."""
+    if norm != "gn":
+        return
+    for c in NORMALIZED_CHANNELS:
+        if groups <= 0 or c % groups:
+            raise KerasNormError(
+                f"--groups={groups} does not divide the {c} channels of a normalized layer "
+                f"(channel counts: {', '.join(map(str, NORMALIZED_CHANNELS))})"
+            )
 
 
 @dataclasses.dataclass
@@ -56,6 +73,7 @@ class Config:
         for name in ("epochs", "batch_size", "groups", "steps_per_execution"):
             if getattr(self, name) <= 0:
                 raise KerasNormError(f"--{name} must be > 0, got {getattr(self, name)}")
+        check_groups(self.norm, self.groups)
         if not 0 <= self.dropout < 1:
             raise KerasNormError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not self.lr > 0:

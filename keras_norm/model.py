@@ -22,28 +22,10 @@ gamma and beta are per channel, except for ``ln`` with ``ln_impl="layer"``
 
 import keras
 
+from keras_norm.config import BLOCK1, BLOCK2, TRANSITION, check_groups
 from keras_norm.errors import KerasNormError
 
 EPSILON = 1e-3  # Keras's default for all three layers, stated once so they agree.
-BLOCK1 = (8, 16)
-TRANSITION = 8
-BLOCK2 = (16, 16, 16)
-
-
-def normalized_channels():
-    """The channel count of every normalized layer, in order."""
-    return BLOCK1 + BLOCK2
-
-
-def check_groups(norm, groups):
-    if norm != "gn":
-        return
-    for c in normalized_channels():
-        if c % groups:
-            raise KerasNormError(
-                f"--groups={groups} does not divide the {c} channels of a normalized layer "
-                f"(channel counts: {', '.join(map(str, normalized_channels()))})"
-            )
 
 
 def normalization(norm, groups=4, ln_impl="group", name=None):

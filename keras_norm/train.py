@@ -176,21 +176,22 @@ def compile_model(model, config, steps_per_epoch):
 
 def train(config, dataset=None, log=print, verbose="auto"):
     """Trains one run and returns its metrics dict. Raises KerasNormError on bad input or divergence."""
-    config.validate()
-    from keras_norm import data, model as model_lib
+    config.validate()  # before TensorFlow is imported: bad input fails fast and quietly
+    from keras_norm import data
 
-    model_lib.check_groups(config.norm, config.groups)
     path = run_dir(config)
     done = finished_metrics(path)
     if done and not config.overwrite:
         log(f"{config.folder_name}: already finished (test accuracy {done['final_test_accuracy']:.4f}); "
             "pass --overwrite to train it again")
         return dict(done, skipped=True)
-    fileio.check_writable(os.path.join(config.artifacts_dir, "runs"))
     if dataset is None:
         dataset = data.load(config.data_path, config.train_limit, config.test_limit)
+    fileio.check_writable(os.path.join(config.artifacts_dir, "runs"))
 
     import keras
+
+    from keras_norm import model as model_lib
 
     set_seeds(config)
     model = model_lib.build_from_config(config)

@@ -1,0 +1,109 @@
+"""main.py end to end: bad input is one line on stderr, a non-zero exit, and nothing written."""
+
+import json
+import os
+import tempfile
+import unittest
+
+import numpy as np
+
+from tests import helpers
+
+
+class BadInputTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.npz = helpers.write_small_npz(cls.tmp.name, n_train=64, n_test=32)
+        arrays = dict(np.load(cls.npz))
+        cls.bad_shape = os.path.join(cls.tmp.name, "shape.npz")
+        np.savez(cls.bad_shape, **dict(arrays, x_test=arrays["x_test"][:, :20]))
+        cls.bad_labels = os.path.join(cls.tmp.name, "labels.npz")
+        np.savez(cls.bad_labels, **dict(arrays, y_test=arrays["y_test"] * 0 + 12))
+        cls.corrupt = os.path.join(cls.tmp.name, "corrupt.npz")
+        with open(cls.corrupt, "wb") as f:
+            f.write(b"PK\x03\x04 truncated")
+        cls.a_file = os.path.join(cls.tmp.name, "a_file")
+        open(cls.a_file, "w").close()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def assert_clean_failure(self, *args, message):
+        artifacts = tempfile.mkdtemp(dir=self.tmp.name)
+        if not any(a.startswith("--artifacts_dir") for a in args):
+            args = args + (f"--artifacts_dir={artifacts}",)
+        code, out, err = helpers.run_main(*args, "--epochs=1")
+        self.assertNotEqual(code, 0)
+        self.assertNotIn("Traceback", err)
+        lines = [line for line in err.splitlines() if line.strip()]
+        self.assertEqual(len(lines), 1, err)
+        self.assertRegex(lines[0], message)
+        self.assertEqual(os.listdir(artifacts), [])
+
+    def test_bad_flags(self):
+        cases = {
+            ("--norm=xn",): "norm",
+            ("--l1=-0.1",): "l1",
+            ("--l2=-1",): "l2",
+            ("--epochs=0",): "epochs",
+            ("--batch_size=0",): "batch_size",
+            ("--norm=gn", "--groups=3"): "does not divide",
+            ("--no_such_flag=1",): "no_such_flag",
+            ("stray",): "unexpected",
+            ("--schedule=cosine",): "schedule",
+        }
+        for args, message in cases.items():
+            with self.subTest(args=args):
+                self.assert_clean_failure(*args, f"--data_path={self.npz}", message=message)
+
+    def test_bad_data(self):
+        cases = {
+            os.path.join(self.tmp.name, "missing.npz"): "does not exist",
+            self.corrupt: "not a readable",
+            self.bad_shape: "shape",
+            self.bad_labels: "labels",
+        }
+        for path, message in cases.items():
+            with self.subTest(path=path):
+                self.assert_clean_failure(f"--data_path={path}", message=message)
+
+    def test_unwritable_artifacts_dir(self):
+        self.assert_clean_failure(f"--data_path={self.npz}", f"--artifacts_dir={self.a_file}/out",
+                                  message="not writable")
+
+    def test_help_lists_flags(self):
+        code, out, _ = helpers.run_main("--helpfull")
+        self.assertEqual(code, 0)
+        for flag in ("--norm", "--l1", "--l2", "--groups", "--data_path", "--schedule", "--suite", "--explain"):
+            self.assertIn(flag, out)
+
+
+class EndToEndTest(unittest.TestCase):
+    def test_two_short_runs_then_report_only(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = helpers.write_small_npz(tmp, n_train=256, n_test=96)
+            artifacts = os.path.join(tmp, "artifacts")
+            for norm in ("bn", "gn"):
+                code, out, err = helpers.run_main("--norm", norm, "--l1=1e-5", "--epochs=2", "--batch_size=64",
+                                                  f"--data_path={npz}", f"--artifacts_dir={artifacts}",
+                                                  "--noexport")
+                self.assertEqual(code, 0, err)
+                self.assertIn("test accuracy:", out)
+            code, _, err = helpers.run_main("--report_only", f"--artifacts_dir={artifacts}")
+            self.assertEqual(code, 0, err)
+            for name in ("graph1_test_loss.png", "graph2_test_accuracy.png", "training_curves.png",
+                         "misclassified_bn_l1-1e-05.png", "misclassified_gn_l1-1e-05.png", "report.md",
+                         "results.json"):
+                self.assertTrue(os.path.exists(os.path.join(artifacts, name)), name)
+            results = json.load(open(os.path.join(artifacts, "results.json")))
+            self.assertEqual([r["name"] for r in results["runs"]], ["bn_l1-1e-05", "gn_l1-1e-05"])
+            self.assertEqual(results["runs"][0]["epochs"], 2)
+            code, _, err = helpers.run_main("--report_only", "--runs=nope", f"--artifacts_dir={artifacts}")
+            self.assertNotEqual(code, 0)
+            self.assertIn("nope", err)
+
+
+if __name__ == "__main__":
+    unittest.main()

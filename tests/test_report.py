@@ -1,0 +1,108 @@
+import contextlib
+import io
+import json
+import os
+import tempfile
+import unittest
+
+import numpy as np
+
+from keras_norm import fileio, report
+from tests import helpers
+
+
+def fake_run(artifacts, name, norm, seed, epochs, data_path, rng):
+    """A run folder with a synthetic but plausible history (no training)."""
+    folder = os.path.join(artifacts, "runs", name if seed == 0 else f"{name}_seed-{seed}")
+    os.makedirs(folder)
+    flags = dict(norm=norm, groups=4, ln_impl="group", l1=1e-5, l2=0.0, seed=seed, batch_size=128,
+                 data_path=data_path, train_limit=0, test_limit=0)
+    fileio.write_json(os.path.join(folder, "config.json"), {
+        "name": name, "flags": flags, "params": 7426,
+        "dataset": {"name": "mnist", "train_size": 384, "test_size": 128}})
+    acc = 0.99 - 0.1 * np.exp(-np.arange(epochs) / 2) + rng.normal(0, 0.001, epochs)
+    rows = [{"epoch": e + 1, "loss": float(1 - a), "accuracy": float(a), "val_loss": float(1.1 - a),
+             "val_accuracy": float(a - 0.002), "seconds": 10.0 + e} for e, a in enumerate(acc)]
+    fileio.write_json(os.path.join(folder, "history.json"), {"epochs": rows})
+    fileio.write_json(os.path.join(folder, "metrics.json"), {"status": "finished", "first_epoch_at_99.4": None,
+                                                            "weights": {"near_zero_fraction": 0.01}})
+    fileio.write_json(os.path.join(folder, "misclassified.json"), {
+        "test_accuracy": 0.9, "errors": 3,
+        "images": [{"index": i, "true": 1, "pred": 7, "prob": 0.6} for i in (2, 5, 9)]})
+    return folder
+
+
+class ReportTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.artifacts = os.path.join(self.tmp.name, "artifacts")
+        self.npz = helpers.write_small_npz(self.tmp.name)
+        rng = np.random.default_rng(0)
+        for name, norm in (("bn_l1-1e-05", "bn"), ("gn_l1-1e-05", "gn")):
+            for seed in (0, 1, 2):
+                fake_run(self.artifacts, name, norm, seed, 8, self.npz, rng)
+
+    def render(self, **kwargs):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            written = report.render(self.artifacts, **kwargs)
+        return written, err.getvalue()
+
+    def test_every_png_has_size_and_content(self):
+        import matplotlib.image
+
+        written, _ = self.render()
+        sizes = {"graph1_test_loss.png": (750, 1200), "graph2_test_accuracy.png": (750, 1200),
+                 "training_curves.png": (1200, 1800), "misclassified_bn_l1-1e-05.png": (1440, 630)}
+        for name, (h, w) in sizes.items():
+            with self.subTest(name=name):
+                path = os.path.join(self.artifacts, name)
+                self.assertIn(path, written)
+                image = matplotlib.image.imread(path)
+                self.assertEqual(image.shape[:2], (h, w))
+                self.assertGreater(float(image[..., :3].std()), 0.05)  # not blank
+
+    def test_results_json_schema_and_order(self):
+        self.render()
+        results = json.load(open(os.path.join(self.artifacts, "results.json")))
+        self.assertEqual([r["name"] for r in results["runs"]], ["bn_l1-1e-05", "gn_l1-1e-05"])
+        entry = results["runs"][0]
+        self.assertEqual(list(entry), ["name", "norm", "l1", "l2", "params", "dataset", "train_size", "test_size",
+                                       "epochs", "batch_size", "seeds", "final_test_accuracy",
+                                       "best_test_accuracy", "min_test_loss", "epoch_seconds"])
+        self.assertEqual(entry["seeds"], [0, 1, 2])
+        self.assertEqual(len(entry["final_test_accuracy"]), 3)
+        self.assertEqual(entry["epoch_seconds"], [13.5] * 3)
+        history = json.load(open(os.path.join(self.artifacts, "runs", "bn_l1-1e-05", "history.json")))["epochs"]
+        self.assertAlmostEqual(entry["best_test_accuracy"][0], max(r["val_accuracy"] for r in history), places=6)
+        markdown = open(os.path.join(self.artifacts, "report.md")).read()
+        self.assertIn("| bn_l1-1e-05 | bn |", markdown)
+
+    def test_malformed_history_is_reported_and_others_render(self):
+        broken = os.path.join(self.artifacts, "runs", "gn_l1-1e-05_seed-2", "history.json")
+        with open(broken, "w") as f:
+            f.write('{"epochs": [{"epoch": 1, "loss"')
+        written, err = self.render()
+        self.assertIn("skipping gn_l1-1e-05_seed-2", err)
+        self.assertEqual(len([line for line in err.splitlines() if "skipping" in line]), 1)
+        results = json.load(open(os.path.join(self.artifacts, "results.json")))
+        self.assertEqual(results["runs"][1]["seeds"], [0, 1])
+        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "graph1_test_loss.png")))
+
+    def test_failed_run_is_listed_not_plotted(self):
+        folder = os.path.join(self.artifacts, "runs", "gn_l1-1e-05_seed-2")
+        fileio.write_json(os.path.join(folder, "metrics.json"), {"status": "failed", "reason": "loss became NaN"})
+        self.render()
+        results = json.load(open(os.path.join(self.artifacts, "results.json")))
+        self.assertEqual(results["runs"][1]["seeds"], [0, 1])
+        self.assertIn("loss became NaN", open(os.path.join(self.artifacts, "report.md")).read())
+
+    def test_run_selection(self):
+        self.render(runs=["gn_l1-1e-05"])
+        results = json.load(open(os.path.join(self.artifacts, "results.json")))
+        self.assertEqual([r["name"] for r in results["runs"]], ["gn_l1-1e-05"])
+
+
+if __name__ == "__main__":
+    unittest.main()

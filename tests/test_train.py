@@ -1,0 +1,88 @@
+import json
+import os
+import tempfile
+import unittest
+
+import numpy as np
+
+from keras_norm import data, train
+from keras_norm.config import Config
+from keras_norm.errors import KerasNormError
+from tests import helpers
+
+RUN_FILES = ("config.json", "history.json", "history.csv", "metrics.json", "summary.txt", "model.keras",
+             "misclassified.json", "saved_model")
+
+
+class TrainTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.npz = helpers.write_small_npz(cls.tmp.name, n_train=384, n_test=128)
+        cls.config = Config(norm="ln", l2=1e-3, epochs=1, batch_size=64, data_path=cls.npz,
+                            artifacts_dir=os.path.join(cls.tmp.name, "artifacts"))
+        cls.metrics = train.train(cls.config, log=lambda *a, **k: None, verbose=0)
+        cls.folder = train.run_dir(cls.config)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_one_epoch_writes_every_output(self):
+        self.assertEqual(os.path.basename(self.folder), "ln_l2-0.001")
+        for name in RUN_FILES:
+            self.assertTrue(os.path.exists(os.path.join(self.folder, name)), name)
+        config = json.load(open(os.path.join(self.folder, "config.json")))
+        self.assertEqual(config["flags"]["l2"], 1e-3)
+        self.assertEqual(config["dataset"]["train_size"], 384)
+        self.assertIn("tensorflow", config["versions"])
+        history = json.load(open(os.path.join(self.folder, "history.json")))["epochs"]
+        self.assertEqual([r["epoch"] for r in history], [1])
+        with open(os.path.join(self.folder, "history.csv")) as f:
+            self.assertEqual(len(f.read().strip().splitlines()), 2)
+        self.assertEqual(self.metrics["status"], "finished")
+        self.assertEqual(self.metrics["final_test_accuracy"], history[-1]["val_accuracy"])
+        self.assertLess(self.metrics["params"], 8000)
+        self.assertIn("Total params", open(os.path.join(self.folder, "summary.txt")).read())
+        self.assertFalse(os.path.exists(os.path.join(self.folder, "backup")))
+
+    def test_saved_model_returns_the_same_logits(self):
+        import keras
+        import tensorflow as tf
+
+        model = keras.saving.load_model(os.path.join(self.folder, "model.keras"), safe_mode=True)
+        exported = tf.saved_model.load(os.path.join(self.folder, "saved_model"))
+        x = data.load(self.npz).x_test[:32]
+        diff = np.abs(np.asarray(model(x, training=False)) - exported.serve(tf.constant(x)).numpy()).max()
+        self.assertLessEqual(diff, 1e-5)
+
+    def test_misclassified_are_exactly_the_wrong_predictions(self):
+        import keras
+
+        model = keras.saving.load_model(os.path.join(self.folder, "model.keras"), safe_mode=True)
+        ds = data.load(self.npz)
+        pred = np.asarray(model.predict(ds.x_test, verbose=0)).argmax(1)
+        wrong = np.flatnonzero(pred != ds.y_test)
+        picked = train.misclassified(model, ds)
+        self.assertEqual([i["index"] for i in picked["images"]], wrong[:10].tolist())
+        self.assertEqual(picked["errors"], len(wrong))
+        for item in picked["images"]:
+            self.assertNotEqual(item["true"], item["pred"])
+            self.assertEqual(item["true"], ds.y_test[item["index"]])
+
+    def test_finished_run_is_not_retrained(self):
+        again = train.train(self.config, log=lambda *a, **k: None, verbose=0)
+        self.assertTrue(again.get("skipped"))
+        self.assertEqual(again["final_test_accuracy"], self.metrics["final_test_accuracy"])
+
+    def test_divergence_marks_run_failed(self):
+        config = self.config.replace(norm="none", l2=0.0, lr=1e6, schedule="constant", export=False)
+        with self.assertRaisesRegex(KerasNormError, "diverged"):
+            train.train(config, log=lambda *a, **k: None, verbose=0)
+        metrics = json.load(open(os.path.join(train.run_dir(config), "metrics.json")))
+        self.assertEqual(metrics["status"], "failed")
+        self.assertIn("NaN", metrics["reason"])
+
+
+if __name__ == "__main__":
+    unittest.main()
