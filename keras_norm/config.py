@@ -8,6 +8,7 @@ from keras_norm.errors import KerasNormError
 NORMS = ("bn", "gn", "ln", "in", "none")
 LN_IMPLS = ("group", "layer")
 SCHEDULES = ("constant", "step", "onecycle")
+DISTRIBUTE = ("none", "mirrored", "multi_worker")
 DEFAULT_GROUPS = 4
 # Channel widths of the CNN (see keras_norm/model.py): two 3x3 convs, a 1x1 transition, three 3x3.
 BLOCK1 = (8, 16)
@@ -46,6 +47,10 @@ class Config:
     seed: int = 0
     deterministic: bool = False
     steps_per_execution: int = 1
+    # Distribution (keras_norm/distribute.py).
+    distribute: str = "none"
+    sync_bn: bool = True  # synchronized BatchNormalization when there is more than one replica
+    logical_cpus: int = 0  # >1: split the CPU into that many devices (to try `mirrored` without GPUs)
     # Data.
     data_path: Optional[str] = None
     augment: bool = True
@@ -67,6 +72,14 @@ class Config:
             raise KerasNormError(f"unknown ln_impl {self.ln_impl!r}; choose one of {', '.join(LN_IMPLS)}")
         if self.schedule not in SCHEDULES:
             raise KerasNormError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.distribute not in DISTRIBUTE:
+            raise KerasNormError(f"unknown distribute {self.distribute!r}; choose one of {', '.join(DISTRIBUTE)}")
+        if self.distribute == "multi_worker":
+            from keras_norm.distribute import MULTI_WORKER_BLOCKED
+
+            raise KerasNormError(MULTI_WORKER_BLOCKED)
+        if self.logical_cpus < 0:
+            raise KerasNormError("--logical_cpus must be >= 0")
         for name in ("l1", "l2"):
             if not getattr(self, name) >= 0:  # also catches NaN
                 raise KerasNormError(f"--{name} must be >= 0, got {getattr(self, name)}")

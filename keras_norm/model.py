@@ -28,10 +28,13 @@ from keras_norm.errors import KerasNormError
 EPSILON = 1e-3  # Keras's default for all three layers, stated once so they agree.
 
 
-def normalization(norm, groups=4, ln_impl="group", name=None):
-    """Returns the Keras normalization layer for `norm`, or None for `none`."""
+def normalization(norm, groups=4, ln_impl="group", name=None, sync_bn=False):
+    """Returns the Keras normalization layer for `norm`, or None for `none`.
+
+    `sync_bn`: BatchNormalization computes its batch statistics across all replicas of a
+    tf.distribute strategy (the global batch) instead of each replica's slice."""
     if norm == "bn":
-        return keras.layers.BatchNormalization(epsilon=EPSILON, name=name)
+        return keras.layers.BatchNormalization(epsilon=EPSILON, synchronized=sync_bn, name=name)
     if norm == "gn":
         return keras.layers.GroupNormalization(groups=groups, epsilon=EPSILON, name=name)
     if norm == "ln":
@@ -46,7 +49,7 @@ def normalization(norm, groups=4, ln_impl="group", name=None):
     raise KerasNormError(f"unknown norm {norm!r}")
 
 
-def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.05):
+def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.05, sync_bn=False):
     """Builds the (uncompiled) CNN; it outputs logits."""
     check_groups(norm, groups)
     regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
@@ -56,7 +59,7 @@ def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.
         x = keras.layers.Conv2D(
             filters, 3, use_bias=use_bias, kernel_regularizer=regularizer, name=name
         )(x)
-        layer = normalization(norm, groups, ln_impl, name=f"{name}_{norm}")
+        layer = normalization(norm, groups, ln_impl, name=f"{name}_{norm}", sync_bn=sync_bn)
         if layer is not None:
             x = layer(x)
         return keras.layers.ReLU(name=f"{name}_relu")(x)
@@ -85,8 +88,9 @@ def trainable_params(model):
     return int(sum(w.numpy().size for w in model.trainable_weights))
 
 
-def build_from_config(config):
+def build_from_config(config, sync_bn=False):
     return build_model(
+        sync_bn=sync_bn,
         norm=config.norm,
         groups=config.groups,
         ln_impl=config.ln_impl,

@@ -8,7 +8,6 @@ tensorboard/ (binaries, git-ignored).
 import os
 import platform
 import shutil
-import sys
 import time
 
 import numpy as np
@@ -187,16 +186,27 @@ def train(config, dataset=None, log=print, verbose="auto"):
         return dict(done, skipped=True)
     if dataset is None:
         dataset = data.load(config.data_path, config.train_limit, config.test_limit)
-    fileio.check_writable(os.path.join(config.artifacts_dir, "runs"))
+    from keras_norm import distribute
 
+    strategy = distribute.make_strategy(config.distribute, config.logical_cpus)
+    fileio.check_writable(os.path.join(config.artifacts_dir, "runs"))
+    return _fit(config, dataset, strategy, path, log, verbose)
+
+
+def _fit(config, dataset, strategy, path, log, verbose):
+    """Builds the model in the strategy's scope, fits it and writes the run folder `path`."""
     import keras
 
+    from keras_norm import data
     from keras_norm import model as model_lib
 
+    replicas = strategy.num_replicas_in_sync
+    sync_bn = config.sync_bn and replicas > 1 and config.norm == "bn"
     set_seeds(config)
-    model = model_lib.build_from_config(config)
-    steps_per_epoch = -(-len(dataset.y_train) // config.batch_size)
-    compile_model(model, config, steps_per_epoch)
+    with strategy.scope():
+        model = model_lib.build_from_config(config, sync_bn=sync_bn)
+        steps_per_epoch = -(-len(dataset.y_train) // config.batch_size)
+        compile_model(model, config, steps_per_epoch)
     params = model_lib.trainable_params(model)
 
     if config.overwrite and os.path.isdir(path):
@@ -205,7 +215,7 @@ def train(config, dataset=None, log=print, verbose="auto"):
     fileio.write_json(
         os.path.join(path, "config.json"),
         {"name": config.name, "flags": config.to_dict(), "dataset": dataset.identity(),
-         "params": params, "versions": library_versions()},
+         "params": params, "replicas": replicas, "synchronized_bn": sync_bn, "versions": library_versions()},
     )
     lines = []
     model.summary(print_fn=lambda s, **_: lines.append(s))
@@ -240,6 +250,7 @@ def train(config, dataset=None, log=print, verbose="auto"):
         data.train_pipeline(dataset, config.batch_size, config.seed, config.augment, config.rotation_degrees),
         validation_data=data.test_pipeline(dataset, 1000),
         epochs=config.epochs,
+        shuffle=False,  # the tf.data pipeline shuffles
         callbacks=callbacks,
         verbose=verbose,
     )

@@ -1,0 +1,92 @@
+"""Crash-and-resume, reproducibility and atomic writes."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from keras_norm import fileio
+from tests import helpers
+
+
+def history(folder):
+    return json.load(open(os.path.join(folder, "history.json")))["epochs"]
+
+
+class ResumeTest(unittest.TestCase):
+    def test_kill_9_after_epoch_2_then_rerun_continues(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = helpers.write_small_npz(tmp, n_train=512, n_test=64)
+            artifacts = os.path.join(tmp, "artifacts")
+            args = [sys.executable, os.path.join(helpers.ROOT, "main.py"), "--norm=gn", "--epochs=6",
+                    "--batch_size=32", f"--data_path={npz}", f"--artifacts_dir={artifacts}", "--noexport",
+                    "--noreport"]
+            env = dict(os.environ, PYTHONPATH=helpers.ROOT)
+            folder = os.path.join(artifacts, "runs", "gn")
+            proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                deadline = time.time() + 240
+                while time.time() < deadline and proc.poll() is None:
+                    try:
+                        if len(history(folder)) >= 2:
+                            break
+                    except (OSError, ValueError):
+                        pass
+                    time.sleep(0.02)
+                self.assertIsNone(proc.poll(), "the run ended before it could be killed")
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            killed_at = len(history(folder))
+            self.assertLess(killed_at, 6)
+            self.assertFalse(os.path.exists(os.path.join(folder, "metrics.json")))
+            done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual([r["epoch"] for r in history(folder)], [1, 2, 3, 4, 5, 6])
+            with open(os.path.join(folder, "history.csv")) as f:
+                rows = f.read().strip().splitlines()
+            self.assertEqual([r.split(",")[0] for r in rows[1:]], ["1", "2", "3", "4", "5", "6"])
+            self.assertEqual(json.load(open(os.path.join(folder, "metrics.json")))["status"], "finished")
+            # It resumed rather than started over: it printed fewer than 6 epochs.
+            printed = re.findall(r" epoch (\d+)/6", done.stdout)
+            self.assertEqual(printed[-1], "6")
+            self.assertLess(len(printed), 6, done.stdout)
+
+
+class ReproducibilityTest(unittest.TestCase):
+    def test_same_seed_same_history(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = helpers.write_small_npz(tmp, n_train=256, n_test=64)
+            histories = []
+            for attempt in ("a", "b"):
+                artifacts = os.path.join(tmp, attempt)
+                code, _, err = helpers.run_main("--norm=bn", "--l1=1e-4", "--epochs=2", "--batch_size=32",
+                                                "--seed=3", "--deterministic", f"--data_path={npz}",
+                                                f"--artifacts_dir={artifacts}", "--noexport", "--noreport")
+                self.assertEqual(code, 0, err)
+                rows = history(os.path.join(artifacts, "runs", "bn_l1-0.0001_seed-3"))
+                histories.append([{k: v for k, v in r.items() if k != "seconds"} for r in rows])
+            self.assertEqual(histories[0], histories[1])
+
+
+class AtomicWriteTest(unittest.TestCase):
+    def test_failed_write_keeps_old_file_and_leaves_no_temp(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "metrics.json")
+            fileio.write_json(path, {"ok": 1})
+            with self.assertRaises(TypeError):
+                fileio.write_json(path, {"bad": object()})
+            self.assertEqual(json.load(open(path)), {"ok": 1})
+            self.assertEqual(os.listdir(tmp), ["metrics.json"])
+
+
+if __name__ == "__main__":
+    unittest.main()
