@@ -55,7 +55,10 @@ flags.DEFINE_boolean("report", True, "Render the report over all runs after trai
 flags.DEFINE_boolean("report_only", False, "Only render graphs, grids and tables from existing runs.")
 flags.DEFINE_list("runs", [], "Run names for the comparison graphs (default: the latest suite, else all).")
 flags.DEFINE_boolean("explain", False, "Print and save the worked BN/LN/GN example on a random 4x2x2x4 batch.")
-flags.DEFINE_enum("suite", None, ["seeds"], "Run a named suite: 'seeds' = BN+L1+L2, GN+L1, LN+L2, 3 seeds each.")
+flags.DEFINE_enum("suite", None, ["seeds", "batch_sweep"],
+                  "Run a named suite: 'seeds' = BN+L1+L2, GN+L1, LN+L2, 3 seeds each; 'batch_sweep' = bn, gn, ln "
+                  "at batch sizes 2..128.")
+flags.DEFINE_integer("sweep_epochs", _D.sweep_epochs, "Epochs per cell of --suite=batch_sweep.", lower_bound=1)
 flags.DEFINE_integer("jobs", None, "Parallel training processes for --suite (default: min(2, cores)).", lower_bound=1)
 
 

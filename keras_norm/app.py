@@ -19,6 +19,8 @@ def run(config, report=True, report_only=False, runs=(), explain=False, suite=No
 
             report_lib.render(config.artifacts_dir, runs=runs)
             return 0
+        if suite == "batch_sweep":
+            report = False  # the sweep draws its own figure; the main report stays as it is
         if suite:
             from keras_norm import suites
 
@@ -34,7 +36,7 @@ def run(config, report=True, report_only=False, runs=(), explain=False, suite=No
             from keras_norm import report as report_lib
 
             # After a single run compare every run present; after a suite, the suite's runs.
-            report_lib.render(config.artifacts_dir, runs=runs, prefer_suite=bool(suite))
+            report_lib.render(config.artifacts_dir, runs=runs, prefer_suite=suite == "seeds")
         return 0
     except KerasNormError as e:
         print(f"error: {e}", file=sys.stderr)

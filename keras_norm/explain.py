@@ -59,6 +59,9 @@ def normalize(x, method, eps=EPSILON):
 
 def keras_outputs(x, eps=EPSILON):
     """The same batch through the real Keras layers (BN in training mode: batch statistics)."""
+    from keras_norm.quiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     from keras_norm.model import normalization

@@ -21,7 +21,7 @@ VARIANTS = (
     dict(norm="gn", l1=1e-5, l2=0.0),
     dict(norm="ln", l1=0.0, l2=1e-3),
 )
-SUITES = ("seeds",)
+SUITES = ("seeds", "batch_sweep")
 
 
 def seed_configs(base):
@@ -31,6 +31,9 @@ def seed_configs(base):
 def _train_one(config, threads):
     """Worker: trains one run in its own process (spawned, so TensorFlow starts fresh)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_norm.quiet import import_tensorflow
+
+    import_tensorflow()
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # retracing notes from the tiny per-run predict calls
@@ -45,8 +48,28 @@ def _train_one(config, threads):
         return {"status": "failed", "name": config.name, "seed": config.seed, "reason": str(e)}
 
 
+def train_all(configs, jobs=None):
+    """Trains every config (skipping finished ones), `jobs` processes at a time; returns metrics."""
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    if jobs == 1:
+        return [_train_one(c, 0) for c in configs]
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        return list(pool.map(_train_one, configs, [1] * len(configs)))
+
+
+def _raise_failures(name, results):
+    failed = [r for r in results if r.get("status") != "finished"]
+    if failed:
+        raise KerasNormError(f"suite {name}: {len(failed)} run(s) failed: " + "; ".join(r["reason"] for r in failed))
+
+
 def run(name, base, jobs=None, log=print):
-    """Runs suite `name` from the `base` config; writes artifacts/suite.json; returns its dict."""
+    """Runs suite `name` from the `base` config and returns its summary dict."""
+    if name == "batch_sweep":
+        from keras_norm import sweep
+
+        return sweep.run(base, jobs, log)
     if name not in SUITES:
         raise KerasNormError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
     configs = seed_configs(base)
@@ -54,12 +77,7 @@ def run(name, base, jobs=None, log=print):
     fileio.check_writable(base.artifacts_dir)
     start = time.time()
     log(f"suite {name}: {len(configs)} runs, {jobs} in parallel")
-    if jobs == 1:
-        results = [_train_one(c, 0) for c in configs]
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            results = list(pool.map(_train_one, configs, [1] * len(configs)))
+    results = train_all(configs, jobs)
     wall = time.time() - start
     summary = {
         "suite": name,
@@ -71,8 +89,6 @@ def run(name, base, jobs=None, log=print):
         "failed": [r for r in results if r.get("status") != "finished"],
     }
     fileio.write_json(os.path.join(base.artifacts_dir, "suite.json"), summary)
-    if summary["failed"]:
-        raise KerasNormError(f"suite {name}: {len(summary['failed'])} run(s) failed: "
-                             + "; ".join(r["reason"] for r in summary["failed"]))
+    _raise_failures(name, results)
     log(f"suite {name}: done in {wall / 60:.1f} min")
     return summary

@@ -187,7 +187,9 @@ def train(config, dataset=None, log=print, verbose="auto"):
     if dataset is None:
         dataset = data.load(config.data_path, config.train_limit, config.test_limit)
     from keras_norm import distribute
+    from keras_norm.quiet import import_tensorflow
 
+    import_tensorflow()
     strategy = distribute.make_strategy(config.distribute, config.logical_cpus)
     fileio.check_writable(os.path.join(config.artifacts_dir, "runs"))
     return _fit(config, dataset, strategy, path, log, verbose)

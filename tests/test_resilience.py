@@ -77,6 +77,20 @@ class ReproducibilityTest(unittest.TestCase):
             self.assertEqual(histories[0], histories[1])
 
 
+class DivergenceTest(unittest.TestCase):
+    def test_absurd_learning_rate_fails_with_one_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = helpers.write_small_npz(tmp, n_train=256, n_test=64)
+            code, _, err = helpers.run_main("--norm=none", "--lr=1e6", "--schedule=constant", "--epochs=3",
+                                            f"--data_path={npz}", f"--artifacts_dir={tmp}/artifacts", "--noexport")
+            self.assertNotEqual(code, 0)
+            self.assertEqual(len(err.strip().splitlines()), 1, err)
+            self.assertIn("diverged", err)
+            metrics = json.load(open(os.path.join(tmp, "artifacts", "runs", "none", "metrics.json")))
+            self.assertEqual(metrics["status"], "failed")
+            self.assertFalse(os.path.exists(os.path.join(tmp, "artifacts", "runs", "none", "backup")))
+
+
 class AtomicWriteTest(unittest.TestCase):
     def test_failed_write_keeps_old_file_and_leaves_no_temp(self):
         with tempfile.TemporaryDirectory() as tmp:

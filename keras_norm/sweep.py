@@ -1,0 +1,93 @@
+"""The batch-size sweep: test error of bn, gn and ln at batch sizes 2..128 (the GN paper's test).
+
+Every cell trains the same number of epochs; the learning rate scales linearly with the batch
+size from the 128 setting (lr_B = lr * B / 128). BN is evaluated as deployed: in inference mode,
+with its moving statistics. Runs live in `artifacts/sweep/runs/` so that they stay out of the main
+report; the results go to `artifacts/batch_sweep.json` and `artifacts/batch_sweep.png`.
+"""
+
+import os
+import time
+
+import numpy as np
+
+from keras_norm import fileio
+
+BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
+NORMS = ("bn", "gn", "ln")
+SEEDS = (0,)
+REFERENCE_BATCH = 128
+
+
+def configs(base, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=SEEDS):
+    out = []
+    for norm in norms:
+        for b in batch_sizes:
+            for seed in seeds:
+                out.append(base.replace(
+                    norm=norm, l1=0.0, l2=0.0, batch_size=b, seed=seed, epochs=base.sweep_epochs,
+                    lr=base.lr * b / REFERENCE_BATCH, run_name=f"{norm}_bs{b}", export=False,
+                    # Many tiny steps: run several per compiled call (same updates, less overhead).
+                    steps_per_execution=max(1, 64 // b),
+                    artifacts_dir=os.path.join(base.artifacts_dir, "sweep")))
+    return out
+
+
+def summarize(results, batch_sizes, norms, seeds, epochs):
+    """batch_sweep.json content: test error (%) per norm and batch size, mean over seeds."""
+    error = {}
+    for norm in norms:
+        error[norm] = []
+        for b in batch_sizes:
+            accs = [r["final_test_accuracy"] for r in results
+                    if r.get("norm") == norm and r.get("batch_size") == b]
+            error[norm].append(round(100 * (1 - float(np.mean(accs))), 3) if len(accs) == len(seeds) else None)
+    return {"batch_sizes": list(batch_sizes), "epochs": epochs, "seeds": list(seeds), "test_error": error}
+
+
+def plot(path, sweep):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {"bn": "BatchNorm (inference mode)", "gn": "GroupNorm (4 groups)", "ln": "LayerNorm", "none": "no norm"}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for norm, errors in sweep["test_error"].items():
+        xs = [b for b, e in zip(sweep["batch_sizes"], errors) if e is not None]
+        ys = [e for e in errors if e is not None]
+        ax.plot(xs, ys, "o-", label=names.get(norm, norm))
+        for x, y in zip(xs, ys):
+            ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sweep["batch_sizes"])
+    ax.set_xticklabels([str(b) for b in sweep["batch_sizes"]])
+    ax.invert_xaxis()  # as in the GN paper: batch size shrinks to the right
+    ax.set_xlabel("batch size (images per step), log2 scale")
+    ax.set_ylabel("test error (%)")
+    ax.set_title(f"Test error vs batch size, MNIST, {sweep['epochs']} epoch(s), lr scaled with batch size\n"
+                 f"mean of seed(s) {', '.join(map(str, sweep['seeds']))}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def run(base, jobs=None, log=print, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=SEEDS):
+    from keras_norm import suites
+
+    fileio.check_writable(base.artifacts_dir)
+    todo = configs(base, batch_sizes, norms, seeds)
+    start = time.time()
+    log(f"suite batch_sweep: {len(todo)} runs of {base.sweep_epochs} epoch(s)")
+    results = suites.train_all(todo, jobs)
+    for config, result in zip(todo, results):
+        result["batch_size"] = config.batch_size
+    sweep = summarize(results, batch_sizes, norms, seeds, base.sweep_epochs)
+    sweep["wall_seconds"] = round(time.time() - start, 1)
+    suites._raise_failures("batch_sweep", results)
+    fileio.write_json(os.path.join(base.artifacts_dir, "batch_sweep.json"), sweep)
+    plot(os.path.join(base.artifacts_dir, "batch_sweep.png"), sweep)
+    log(f"suite batch_sweep: done in {sweep['wall_seconds'] / 60:.1f} min")
+    return sweep
