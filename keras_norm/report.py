@@ -99,7 +99,7 @@ def _describe(groups):
     return f"{ds['name']} {ds['train_size']:,} train / {ds['test_size']:,} test, {epochs} epochs{seed_text}"
 
 
-def _plot_metric(ax, groups, key, percent, mark="max", zoom=False):
+def _plot_metric(ax, groups, key, percent, mark="max", zoom=False, target=False):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     lows, highs = [], []
     for i, (name, runs) in enumerate(groups.items()):
@@ -113,8 +113,8 @@ def _plot_metric(ax, groups, key, percent, mark="max", zoom=False):
         best = int(np.argmax(mean) if mark == "max" else np.argmin(mean))
         ax.plot(epochs[best], mean[best], "o", color=color, ms=6, mec="black", mew=0.6)
         text = f"{mean[best]:.2f}%" if percent else f"{mean[best]:.4f}"
-        ax.annotate(f"best {text} @ {epochs[best]}", (epochs[best], mean[best]), textcoords="offset points",
-                    xytext=(-10, 8 + 11 * i if mark == "max" else -14 - 11 * i), ha="right", fontsize=7,
+        ax.annotate(f"{'best' if mark == 'max' else 'min'} {text} @ {epochs[best]}", (epochs[best], mean[best]), textcoords="offset points",
+                    xytext=(-10, 8 + 11 * i), ha="right", fontsize=7,
                     color=color)
         tail = values[:, len(mean) // 4:] if len(mean) >= 4 else values
         lows.append(tail.min())
@@ -123,17 +123,19 @@ def _plot_metric(ax, groups, key, percent, mark="max", zoom=False):
         lo = max(90.0, math.floor(min(lows) * 10) / 10 - 0.1)
         hi = min(100.0, max(highs) + 0.15)
         ax.set_ylim(lo, hi)
-        if lo < TARGET < hi:
+        if target and lo < TARGET < hi:
             ax.axhline(TARGET, color="grey", ls="--", lw=0.8)
             ax.text(1, TARGET, " 99.4% target", va="bottom", fontsize=7, color="grey")
+    if not percent:
+        ax.set_yscale("log")  # losses fall by 20x; on a log axis late differences stay visible
     ax.set_xlabel("epoch")
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
 
 
 def plot_single(path, groups, key, ylabel, title, percent=False, mark="max", zoom=False):
     fig, ax = plt.subplots(figsize=(8, 5))
-    _plot_metric(ax, groups, key, percent, mark, zoom)
+    _plot_metric(ax, groups, key, percent, mark, zoom, target=key == "val_accuracy")
     ax.set_ylabel(ylabel)
     ax.set_title(f"{title}\n{_describe(groups)}", fontsize=10)
     ax.legend(fontsize=8, loc="best")
@@ -147,7 +149,7 @@ def plot_training_curves(path, groups):
     specs = [("loss", "training loss", False, "min"), ("val_loss", "test loss", False, "min"),
              ("accuracy", "training accuracy (%)", True, "max"), ("val_accuracy", "test accuracy (%)", True, "max")]
     for ax, (key, ylabel, percent, mark) in zip(axes.ravel(), specs):
-        _plot_metric(ax, groups, key, percent, mark, zoom=percent)
+        _plot_metric(ax, groups, key, percent, mark, zoom=percent, target=key == "val_accuracy")
         ax.set_ylabel(ylabel)
         ax.set_title(ylabel, fontsize=10)
     axes[0, 0].legend(fontsize=7)
@@ -297,7 +299,7 @@ def render(artifacts_dir, runs=(), prefer_suite=True, log=None):
         written.append(os.path.join(artifacts_dir, name))
         return written[-1]
 
-    plot_single(out("graph1_test_loss.png"), groups, "val_loss", "test loss",
+    plot_single(out("graph1_test_loss.png"), groups, "val_loss", "test loss (log scale)",
                 "Graph 1: test/validation loss per epoch", mark="min")
     plot_single(out("graph2_test_accuracy.png"), groups, "val_accuracy", "test accuracy (%)",
                 "Graph 2: test/validation accuracy per epoch", percent=True, zoom=True)

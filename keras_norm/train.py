@@ -225,6 +225,11 @@ def _fit(config, dataset, strategy, path, log, verbose):
 
     history_path = os.path.join(path, "history.json")
     best_path = os.path.join(path, "model.keras")
+    if not os.path.isdir(os.path.join(path, "backup")):
+        # A fresh start (not a resume): nothing of an earlier, failed attempt may leak into this one.
+        for stale in (history_path, best_path, os.path.join(path, "history.csv"), os.path.join(path, "metrics.json")):
+            if os.path.exists(stale):
+                os.remove(stale)
     previous = []
     if os.path.exists(history_path):
         try:
