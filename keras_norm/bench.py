@@ -20,7 +20,7 @@ import numpy as np
 
 def _time_fit(model, data, steps, **kwargs):
     start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, **kwargs)
+    model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0, **kwargs)
     return time.perf_counter() - start
 
 

@@ -258,6 +258,19 @@ def report_markdown(groups, failed, suite):
             per = ", ".join(f"seed {r.seed}: {100 * r.series('val_accuracy')[-1]:.2f} / "
                             f"{100 * r.series('val_accuracy').max():.2f}" for r in runs)
             lines.append(f"- {name}: {per}")
+    multi = {n: rs for n, rs in groups.items() if len(rs) > 1}
+    if len(multi) > 1:
+        lines += ["", "Gaps between runs (final-epoch test accuracy, percentage points). A gap counts as "
+                  "real only if the two seed ranges (min–max) do not overlap:", "",
+                  "| run A | run B | mean A − mean B | range A | range B | ranges overlap? |", "|---|---|---|---|---|---|"]
+        names = list(multi)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                va = np.array([100 * r.series("val_accuracy")[-1] for r in multi[a]])
+                vb = np.array([100 * r.series("val_accuracy")[-1] for r in multi[b]])
+                overlap = va.min() <= vb.max() and vb.min() <= va.max()
+                lines.append(f"| {a} | {b} | {va.mean() - vb.mean():+.2f} | {va.min():.2f}–{va.max():.2f} | "
+                             f"{vb.min():.2f}–{vb.max():.2f} | {'yes: within noise' if overlap else 'no: a real gap'} |")
     if failed:
         lines += ["", "## Failed runs", ""]
         lines += [f"- {r.name} seed {r.seed}: {r.metrics.get('reason', r.status)}" for r in failed]
