@@ -65,7 +65,8 @@ def plot(path, sweep):
     ax.invert_xaxis()  # as in the GN paper: batch size shrinks to the right
     ax.set_xlabel("batch size (images per step), log2 scale")
     ax.set_ylabel("test error (%)")
-    ax.set_title(f"Test error vs batch size, MNIST, {sweep['epochs']} epoch(s), lr scaled with batch size\n"
+    ax.set_title(f"Test error vs batch size, MNIST ({sweep.get('train_size')} train / {sweep.get('test_size')} test "
+                 f"images), {sweep['epochs']} epoch(s), lr scaled with batch size\n"
                  f"mean of seed(s) {', '.join(map(str, sweep['seeds']))}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -85,6 +86,9 @@ def run(base, jobs=None, log=print, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=
     for config, result in zip(todo, results):
         result["batch_size"] = config.batch_size
     sweep = summarize(results, batch_sizes, norms, seeds, base.sweep_epochs)
+    dataset = next((r["dataset"] for r in results if "dataset" in r), {})
+    sweep["train_size"], sweep["test_size"] = dataset.get("train_size"), dataset.get("test_size")
+    sweep["lr_rule"] = f"lr = {base.lr:g} * batch_size / {REFERENCE_BATCH}, {base.schedule} schedule"
     sweep["wall_seconds"] = round(time.time() - start, 1)
     suites._raise_failures("batch_sweep", results)
     fileio.write_json(os.path.join(base.artifacts_dir, "batch_sweep.json"), sweep)
