@@ -242,21 +242,23 @@ def report_markdown(groups, failed, suite):
         lines += [f"Data: {_describe(groups)}. Mean ± std over seeds (population std); "
                   "accuracies in %, measured on the test set after every epoch.", ""]
         lines += ["| run | norm | l1 | l2 | params | seeds | final-epoch test acc | best-epoch test acc | "
-                  "min test loss | first epoch ≥ 99.4% | near-zero weights | s/epoch | dataset |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "min test loss | first epoch ≥ 99.4% | near-zero weights (abs < 1e-3) | mean abs weight | s/epoch | dataset |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, runs in groups.items():
             f = runs[0].flags
             first_hits = [r.metrics.get("first_epoch_at_99.4") for r in runs]
-            near_zero = [r.metrics.get("weights", {}).get("near_zero_fraction") for r in runs]
-            near_zero = _pm([v for v in near_zero if v is not None], 100, 1) + "%" if all(
-                v is not None for v in near_zero) else "n/a"
+            weights = [r.metrics.get("weights") or {} for r in runs]
+            near_zero = [w.get("near_zero_fraction") for w in weights]
+            mean_abs = [w.get("mean_abs_weight") for w in weights]
+            near_zero = _pm(near_zero, 100, 1) + "%" if None not in near_zero else "n/a"
+            mean_abs = _pm(mean_abs, 1, 3) if None not in mean_abs else "n/a"
             lines.append(
                 f"| {name} | {f['norm']} | {f['l1']:g} | {f['l2']:g} | {runs[0].config['params']:,} | "
                 f"{', '.join(str(r.seed) for r in runs)} | "
                 f"{_pm([r.series('val_accuracy')[-1] for r in runs], digits=3)} | "
                 f"{_pm([r.series('val_accuracy').max() for r in runs], digits=3)} | "
                 f"{_pm([r.series('val_loss').min() for r in runs], 1, 4)} | "
-                f"{', '.join('—' if h is None else str(h) for h in first_hits)} | {near_zero} | "
+                f"{', '.join('—' if h is None else str(h) for h in first_hits)} | {near_zero} | {mean_abs} | "
                 f"{_pm([r.series('seconds').mean() for r in runs], 1, 1)} | "
                 f"{runs[0].config['dataset']['name']} |")
         lines += ["", f"Bar: final-epoch test accuracy ≥ {TARGET:.2f}% as the seed mean, < 8,000 parameters:", ""]

@@ -25,7 +25,7 @@ def fake_run(artifacts, name, norm, seed, epochs, data_path, rng):
              "val_accuracy": float(a - 0.002), "seconds": 10.0 + e} for e, a in enumerate(acc)]
     fileio.write_json(os.path.join(folder, "history.json"), {"epochs": rows})
     fileio.write_json(os.path.join(folder, "metrics.json"), {"status": "finished", "first_epoch_at_99.4": None,
-                                                            "weights": {"near_zero_fraction": 0.01}})
+                                                            "weights": {"near_zero_fraction": 0.01, "mean_abs_weight": 0.1}})
     fileio.write_json(os.path.join(folder, "misclassified.json"), {
         "test_accuracy": 0.9, "errors": 3,
         "images": [{"index": i, "true": 1, "pred": 7, "prob": 0.6} for i in (2, 5, 9)]})
