@@ -9,6 +9,12 @@ NORMS = ("bn", "gn", "ln", "in", "none")
 LN_IMPLS = ("group", "layer")
 SCHEDULES = ("constant", "step", "onecycle")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
+# (Config field, tag in the run name) for the settings that change what a run learns.
+NAMED_SETTINGS = (
+    ("epochs", "epochs"), ("batch_size", "bs"), ("lr", "lr"), ("momentum", "momentum"), ("schedule", "sched"),
+    ("dropout", "dropout"), ("augment", "noaug"), ("rotation_degrees", "rot"), ("train_limit", "train"),
+    ("test_limit", "test"),
+)
 DEFAULT_GROUPS = 4
 # Channel widths of the CNN (see keras_norm/model.py): two 3x3 convs, a 1x1 transition, three 3x3.
 BLOCK1 = (8, 16)
@@ -112,6 +118,14 @@ class Config:
             parts.append(f"l1-{self.l1:g}")
         if self.l2:
             parts.append(f"l2-{self.l2:g}")
+        # Any other setting that changes what is learned and differs from the default goes into the
+        # name too, so a quick `--epochs=1` run never lands on (or is mistaken for) a full run.
+        default = Config()
+        for field, tag in NAMED_SETTINGS:
+            value = getattr(self, field)
+            if value != getattr(default, field):
+                parts.append(tag if isinstance(value, bool) else f"{tag}-{value:g}" if isinstance(value, float)
+                             else f"{tag}-{value}")
         return "_".join(parts)
 
     @property

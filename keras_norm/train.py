@@ -178,20 +178,23 @@ def train(config, dataset=None, log=print, verbose="auto"):
     config.validate()  # before TensorFlow is imported: bad input fails fast and quietly
     from keras_norm import data
 
+    if dataset is None:
+        dataset = data.load(config.data_path, config.train_limit, config.test_limit)
+    if dataset.name != "mnist" and not config.run_name:
+        # The offline sample is not MNIST's 60k/10k: keep its runs apart from full-MNIST runs.
+        config = config.replace(run_name=f"{config.name}_sample")
     path = run_dir(config)
     done = finished_metrics(path)
     if done and not config.overwrite:
         log(f"{config.folder_name}: already finished (test accuracy {done['final_test_accuracy']:.4f}); "
             "pass --overwrite to train it again")
         return dict(done, skipped=True)
-    if dataset is None:
-        dataset = data.load(config.data_path, config.train_limit, config.test_limit)
     from keras_norm import distribute
     from keras_norm.quiet import import_tensorflow
 
+    fileio.check_writable(os.path.join(config.artifacts_dir, "runs"))
     import_tensorflow()
     strategy = distribute.make_strategy(config.distribute, config.logical_cpus)
-    fileio.check_writable(os.path.join(config.artifacts_dir, "runs"))
     return _fit(config, dataset, strategy, path, log, verbose)
 
 

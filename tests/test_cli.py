@@ -94,11 +94,11 @@ class EndToEndTest(unittest.TestCase):
             code, _, err = helpers.run_main("--report_only", f"--artifacts_dir={artifacts}")
             self.assertEqual(code, 0, err)
             for name in ("graph1_test_loss.png", "graph2_test_accuracy.png", "training_curves.png",
-                         "misclassified_bn_l1-1e-05.png", "misclassified_gn_l1-1e-05.png", "report.md",
+                         "misclassified_bn_l1-1e-05_epochs-2_bs-64.png", "misclassified_gn_l1-1e-05_epochs-2_bs-64.png", "report.md",
                          "results.json"):
                 self.assertTrue(os.path.exists(os.path.join(artifacts, name)), name)
             results = json.load(open(os.path.join(artifacts, "results.json")))
-            self.assertEqual([r["name"] for r in results["runs"]], ["bn_l1-1e-05", "gn_l1-1e-05"])
+            self.assertEqual([r["name"] for r in results["runs"]], ["bn_l1-1e-05_epochs-2_bs-64", "gn_l1-1e-05_epochs-2_bs-64"])
             self.assertEqual(results["runs"][0]["epochs"], 2)
             code, _, err = helpers.run_main("--report_only", "--runs=nope", f"--artifacts_dir={artifacts}")
             self.assertNotEqual(code, 0)

@@ -27,7 +27,8 @@ class MirroredTest(unittest.TestCase):
                 with self.subTest(norm=norm):
                     code, out, err = helpers.run_main(f"--norm={norm}", "--distribute=mirrored", "--logical_cpus=2",
                                                       "--epochs=1", "--batch_size=64", f"--data_path={npz}",
-                                                      f"--artifacts_dir={tmp}/artifacts", "--noexport", "--noreport")
+                                                      f"--artifacts_dir={tmp}/artifacts", "--noexport", "--noreport",
+                                                      f"--run_name={norm}")
                     self.assertEqual(code, 0, err[-2000:])
                     config = json.load(open(os.path.join(tmp, "artifacts", "runs", norm, "config.json")))
                     self.assertEqual(config["replicas"], 2)

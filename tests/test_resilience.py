@@ -24,7 +24,7 @@ class ResumeTest(unittest.TestCase):
             npz = helpers.write_small_npz(tmp, n_train=512, n_test=64)
             artifacts = os.path.join(tmp, "artifacts")
             args = [sys.executable, os.path.join(helpers.ROOT, "main.py"), "--norm=gn", "--epochs=6",
-                    "--batch_size=32", f"--data_path={npz}", f"--artifacts_dir={artifacts}", "--noexport",
+                    "--batch_size=32", f"--data_path={npz}", f"--artifacts_dir={artifacts}", "--noexport", "--run_name=gn",
                     "--noreport"]
             env = dict(os.environ, PYTHONPATH=helpers.ROOT)
             folder = os.path.join(artifacts, "runs", "gn")
@@ -72,7 +72,7 @@ class ReproducibilityTest(unittest.TestCase):
                                                 "--seed=3", "--deterministic", f"--data_path={npz}",
                                                 f"--artifacts_dir={artifacts}", "--noexport", "--noreport")
                 self.assertEqual(code, 0, err)
-                rows = history(os.path.join(artifacts, "runs", "bn_l1-0.0001_seed-3"))
+                rows = history(os.path.join(artifacts, "runs", "bn_l1-0.0001_epochs-2_bs-32_seed-3"))
                 histories.append([{k: v for k, v in r.items() if k != "seconds"} for r in rows])
             self.assertEqual(histories[0], histories[1])
 
@@ -82,7 +82,7 @@ class DivergenceTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             npz = helpers.write_small_npz(tmp, n_train=256, n_test=64)
             code, _, err = helpers.run_main("--norm=none", "--lr=1e6", "--schedule=constant", "--epochs=3",
-                                            f"--data_path={npz}", f"--artifacts_dir={tmp}/artifacts", "--noexport")
+                                            f"--data_path={npz}", f"--artifacts_dir={tmp}/artifacts", "--noexport", "--run_name=none")
             self.assertNotEqual(code, 0)
             self.assertEqual(len(err.strip().splitlines()), 1, err)
             self.assertIn("diverged", err)

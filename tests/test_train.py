@@ -29,7 +29,7 @@ class TrainTest(unittest.TestCase):
         cls.tmp.cleanup()
 
     def test_one_epoch_writes_every_output(self):
-        self.assertEqual(os.path.basename(self.folder), "ln_l2-0.001")
+        self.assertEqual(os.path.basename(self.folder), "ln_l2-0.001_epochs-1_bs-64")
         for name in RUN_FILES:
             self.assertTrue(os.path.exists(os.path.join(self.folder, name)), name)
         config = json.load(open(os.path.join(self.folder, "config.json")))
