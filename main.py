@@ -59,6 +59,7 @@ flags.DEFINE_enum("suite", None, ["seeds", "batch_sweep"],
                   "Run a named suite: 'seeds' = BN+L1+L2, GN+L1, LN+L2, 3 seeds each; 'batch_sweep' = bn, gn, ln "
                   "at batch sizes 2..128.")
 flags.DEFINE_integer("sweep_epochs", _D.sweep_epochs, "Epochs per cell of --suite=batch_sweep.", lower_bound=1)
+flags.DEFINE_integer("sweep_seeds", _D.sweep_seeds, "Seeds (0..N-1) per cell of --suite=batch_sweep.", lower_bound=1)
 flags.DEFINE_integer("jobs", None, "Parallel training processes for --suite (default: min(2, cores)).", lower_bound=1)
 
 

@@ -64,6 +64,7 @@ class Config:
     train_limit: int = 0  # >0: use only the first N training images (tests, quick looks).
     test_limit: int = 0
     sweep_epochs: int = 2  # epochs per cell of --suite=batch_sweep
+    sweep_seeds: int = 1  # seeds 0..N-1 per cell of --suite=batch_sweep
     # Outputs.
     artifacts_dir: str = "artifacts"
     run_name: Optional[str] = None
@@ -90,7 +91,7 @@ class Config:
         for name in ("l1", "l2"):
             if not getattr(self, name) >= 0:  # also catches NaN
                 raise KerasNormError(f"--{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("epochs", "batch_size", "groups", "steps_per_execution", "sweep_epochs"):
+        for name in ("epochs", "batch_size", "groups", "steps_per_execution", "sweep_epochs", "sweep_seeds"):
             if getattr(self, name) <= 0:
                 raise KerasNormError(f"--{name} must be > 0, got {getattr(self, name)}")
         check_groups(self.norm, self.groups)

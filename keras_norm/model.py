@@ -71,8 +71,8 @@ def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.
     x = keras.layers.Conv2D(TRANSITION, 1, use_bias=False, kernel_regularizer=regularizer, name="transition")(x)
     x = keras.layers.MaxPooling2D(2, name="pool")(x)
     if dropout:
-        # Dropout only where tensors are small: on this CPU a dropout mask per 26x26/24x24 map
-        # cost more than the convolutions (measured ~35 ms of an 80 ms step).
+        # Dropout only where tensors are small: random masks on every full-resolution map were
+        # expensive on the 2-core CPU this project is measured on.
         x = keras.layers.Dropout(dropout, name="pool_dropout")(x)
     for i, filters in enumerate(BLOCK2, start=len(BLOCK1) + 1):
         x = conv_block(x, filters, f"conv{i}")

@@ -15,11 +15,10 @@ from keras_norm import fileio
 
 BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
 NORMS = ("bn", "gn", "ln")
-SEEDS = (0,)
 REFERENCE_BATCH = 128
 
 
-def configs(base, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=SEEDS):
+def configs(base, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=(0,)):
     out = []
     for norm in norms:
         for b in batch_sizes:
@@ -35,14 +34,16 @@ def configs(base, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=SEEDS):
 
 def summarize(results, batch_sizes, norms, seeds, epochs):
     """batch_sweep.json content: test error (%) per norm and batch size, mean over seeds."""
-    error = {}
+    error, per_seed = {}, {}
     for norm in norms:
-        error[norm] = []
+        error[norm], per_seed[norm] = [], []
         for b in batch_sizes:
             accs = [r["final_test_accuracy"] for r in results
                     if r.get("norm") == norm and r.get("batch_size") == b]
             error[norm].append(round(100 * (1 - float(np.mean(accs))), 3) if len(accs) == len(seeds) else None)
-    return {"batch_sizes": list(batch_sizes), "epochs": epochs, "seeds": list(seeds), "test_error": error}
+            per_seed[norm].append([round(100 * (1 - a), 3) for a in accs])
+    return {"batch_sizes": list(batch_sizes), "epochs": epochs, "seeds": list(seeds), "test_error": error,
+            "test_error_per_seed": per_seed}
 
 
 def plot(path, sweep):
@@ -75,9 +76,10 @@ def plot(path, sweep):
     plt.close(fig)
 
 
-def run(base, jobs=None, log=print, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=SEEDS):
+def run(base, jobs=None, log=print, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=None):
     from keras_norm import suites
 
+    seeds = tuple(range(base.sweep_seeds)) if seeds is None else seeds
     fileio.check_writable(base.artifacts_dir)
     todo = configs(base, batch_sizes, norms, seeds)
     start = time.time()
