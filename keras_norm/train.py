@@ -71,6 +71,26 @@ class EpochLog:
         return _EpochLog()
 
 
+def usable_backup(backup_dir):
+    """True unless every weights file in the BackupAndRestore folder is unreadable (torn by a kill)."""
+    import h5py
+
+    meta = os.path.join(backup_dir, "training_metadata.json")
+    if os.path.exists(meta):
+        try:
+            fileio.read_json(meta)
+        except ValueError:
+            return False  # torn metadata: Keras would fail on it, so start over
+    files = [f for f in os.listdir(backup_dir) if ".weights.h5" in f]  # latest.weights.h5 and its .bkp
+    for name in files:
+        try:
+            h5py.File(os.path.join(backup_dir, name), "r").close()
+            return True
+        except OSError:
+            pass
+    return not files
+
+
 def history_csv(rows):
     keys = [k for k in rows[0] if k != "epoch"] if rows else []
     lines = [",".join(["epoch"] + keys)]
@@ -228,7 +248,10 @@ def _fit(config, dataset, strategy, path, log, verbose):
 
     history_path = os.path.join(path, "history.json")
     best_path = os.path.join(path, "model.keras")
-    if not os.path.isdir(os.path.join(path, "backup")):
+    backup_dir = os.path.join(path, "backup")
+    if os.path.isdir(backup_dir) and not usable_backup(backup_dir):
+        shutil.rmtree(backup_dir)  # a kill during the first backup save: start over
+    if not os.path.isdir(backup_dir):
         # A fresh start (not a resume): nothing of an earlier, failed attempt may leak into this one.
         for stale in (history_path, best_path, os.path.join(path, "history.csv"), os.path.join(path, "metrics.json")):
             if os.path.exists(stale):
@@ -249,7 +272,8 @@ def _fit(config, dataset, strategy, path, log, verbose):
         EpochLog.make(history_path, config.folder_name, config.epochs, log),
         keras.callbacks.CSVLogger(os.path.join(path, "history.csv"), append=True),
         checkpoint,
-        keras.callbacks.BackupAndRestore(os.path.join(path, "backup")),
+        # double_checkpoint keeps the previous epoch's backup, so a kill during a save can fall back on it.
+        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
     ]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(path, "tensorboard")))
