@@ -66,6 +66,9 @@ def load_npz(path):
 
 
 def load_keras():
+    from keras_norm.quiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
