@@ -48,9 +48,14 @@ def _train_one(config, threads):
         return {"status": "failed", "name": config.name, "seed": config.seed, "reason": str(e)}
 
 
+def default_jobs(jobs=None):
+    """Parallel training processes: as asked, else one per core up to two."""
+    return jobs or min(2, os.cpu_count() or 1)
+
+
 def train_all(configs, jobs=None):
     """Trains every config (skipping finished ones), `jobs` processes at a time; returns metrics."""
-    jobs = jobs or min(2, os.cpu_count() or 1)
+    jobs = default_jobs(jobs)
     if jobs == 1:
         return [_train_one(c, 0) for c in configs]
     ctx = multiprocessing.get_context("spawn")
@@ -58,7 +63,7 @@ def train_all(configs, jobs=None):
         return list(pool.map(_train_one, configs, [1] * len(configs)))
 
 
-def _raise_failures(name, results):
+def raise_failures(name, results):
     failed = [r for r in results if r.get("status") != "finished"]
     if failed:
         raise KerasNormError(f"suite {name}: {len(failed)} run(s) failed: " + "; ".join(r["reason"] for r in failed))
@@ -73,7 +78,7 @@ def run(name, base, jobs=None, log=print):
     if name not in SUITES:
         raise KerasNormError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
     configs = seed_configs(base)
-    jobs = jobs or min(2, os.cpu_count() or 1)
+    jobs = default_jobs(jobs)
     fileio.check_writable(base.artifacts_dir)
     start = time.time()
     log(f"suite {name}: {len(configs)} runs, {jobs} in parallel")
@@ -89,6 +94,6 @@ def run(name, base, jobs=None, log=print):
         "failed": [r for r in results if r.get("status") != "finished"],
     }
     fileio.write_json(os.path.join(base.artifacts_dir, "suite.json"), summary)
-    _raise_failures(name, results)
+    raise_failures(name, results)
     log(f"suite {name}: done in {wall / 60:.1f} min")
     return summary

@@ -92,7 +92,7 @@ def run(base, jobs=None, log=print, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=
     sweep["train_size"], sweep["test_size"] = dataset.get("train_size"), dataset.get("test_size")
     sweep["lr_rule"] = f"lr = {base.lr:g} * batch_size / {REFERENCE_BATCH}, {base.schedule} schedule"
     sweep["wall_seconds"] = round(time.time() - start, 1)
-    suites._raise_failures("batch_sweep", results)
+    suites.raise_failures("batch_sweep", results)
     fileio.write_json(os.path.join(base.artifacts_dir, "batch_sweep.json"), sweep)
     plot(os.path.join(base.artifacts_dir, "batch_sweep.png"), sweep)
     log(f"suite batch_sweep: done in {sweep['wall_seconds'] / 60:.1f} min")
