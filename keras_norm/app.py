@@ -21,6 +21,10 @@ def run(config, report=True, report_only=False, runs=(), explain=False, suite=No
             return 0
         if suite == "batch_sweep":
             report = False  # the sweep draws its own figure; the main report stays as it is
+        if suite and config.distribute != "none":
+            raise KerasNormError("--suite trains its runs in parallel processes on one machine; "
+                                 "use --distribute with single runs")
+        chief = True
         if suite:
             from keras_norm import suites
 
@@ -30,9 +34,10 @@ def run(config, report=True, report_only=False, runs=(), explain=False, suite=No
 
             # A progress bar on a terminal; one line per epoch in logs and CI.
             metrics = train.train(config, verbose="auto" if sys.stdout.isatty() else 0)
+            chief = metrics.get("chief", True)
             print(f"test accuracy: {metrics['final_test_accuracy']:.4f} (final epoch), "
                   f"{metrics['best_test_accuracy']:.4f} (best epoch {metrics['best_epoch']})")
-        if report:
+        if report and chief:  # other workers of a cluster write nothing into artifacts/
             from keras_norm import report as report_lib
 
             # After a single run compare every run present; after a suite, the suite's runs.

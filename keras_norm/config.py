@@ -44,9 +44,10 @@ class Config:
     l1: float = 0.0
     l2: float = 0.0
     dropout: float = 0.05
+    fused: bool = True  # faster ops for the same BN/GN layers (keras_norm/fused.py); False: Keras's own
     # Optimization.
     epochs: int = 20
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 0.05  # peak learning rate for `onecycle`, the rate itself for the others.
     momentum: float = 0.9
     schedule: str = "onecycle"
@@ -82,10 +83,6 @@ class Config:
             raise KerasNormError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.distribute not in DISTRIBUTE:
             raise KerasNormError(f"unknown distribute {self.distribute!r}; choose one of {', '.join(DISTRIBUTE)}")
-        if self.distribute == "multi_worker":
-            from keras_norm.distribute import MULTI_WORKER_BLOCKED
-
-            raise KerasNormError(MULTI_WORKER_BLOCKED)
         if self.logical_cpus < 0:
             raise KerasNormError("--logical_cpus must be >= 0")
         for name in ("l1", "l2"):

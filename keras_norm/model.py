@@ -28,28 +28,35 @@ from keras_norm.errors import KerasNormError
 EPSILON = 1e-3  # Keras's default for all three layers, stated once so they agree.
 
 
-def normalization(norm, groups=4, ln_impl="group", name=None, sync_bn=False):
+def normalization(norm, groups=4, ln_impl="group", name=None, sync_bn=False, fused=True):
     """Returns the Keras normalization layer for `norm`, or None for `none`.
 
     `sync_bn`: BatchNormalization computes its batch statistics across all replicas of a
-    tf.distribute strategy (the global batch) instead of each replica's slice."""
+    tf.distribute strategy (the global batch) instead of each replica's slice.
+    `fused`: the same layer computed by faster TensorFlow ops (keras_norm/fused.py); False gives
+    Keras's own classes (the benchmark's baseline)."""
+    batch_norm, group_norm = keras.layers.BatchNormalization, keras.layers.GroupNormalization
+    if fused:
+        from keras_norm import fused as fused_lib
+
+        batch_norm, group_norm = fused_lib.FusedBatchNormalization, fused_lib.FusedGroupNormalization
     if norm == "bn":
-        return keras.layers.BatchNormalization(epsilon=EPSILON, synchronized=sync_bn, name=name)
+        return batch_norm(epsilon=EPSILON, synchronized=sync_bn, name=name)
     if norm == "gn":
-        return keras.layers.GroupNormalization(groups=groups, epsilon=EPSILON, name=name)
+        return group_norm(groups=groups, epsilon=EPSILON, name=name)
     if norm == "ln":
         if ln_impl == "layer":
             return keras.layers.LayerNormalization(axis=(1, 2, 3), epsilon=EPSILON, name=name)
         # Same statistics as LayerNormalization(axis=(1, 2, 3)), but per-channel gamma/beta.
-        return keras.layers.GroupNormalization(groups=1, epsilon=EPSILON, name=name)
+        return group_norm(groups=1, epsilon=EPSILON, name=name)
     if norm == "in":
-        return keras.layers.GroupNormalization(groups=-1, epsilon=EPSILON, name=name)
+        return group_norm(groups=-1, epsilon=EPSILON, name=name)
     if norm == "none":
         return None
     raise KerasNormError(f"unknown norm {norm!r}")
 
 
-def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.05, sync_bn=False):
+def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.05, sync_bn=False, fused=True):
     """Builds the (uncompiled) CNN; it outputs logits."""
     check_groups(norm, groups)
     regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
@@ -59,7 +66,7 @@ def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.
         x = keras.layers.Conv2D(
             filters, 3, use_bias=use_bias, kernel_regularizer=regularizer, name=name
         )(x)
-        layer = normalization(norm, groups, ln_impl, name=f"{name}_{norm}", sync_bn=sync_bn)
+        layer = normalization(norm, groups, ln_impl, name=f"{name}_{norm}", sync_bn=sync_bn, fused=fused)
         if layer is not None:
             x = layer(x)
         return keras.layers.ReLU(name=f"{name}_relu")(x)
@@ -97,4 +104,5 @@ def build_from_config(config, sync_bn=False):
         l1=config.l1,
         l2=config.l2,
         dropout=config.dropout,
+        fused=config.fused,
     )

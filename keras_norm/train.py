@@ -196,33 +196,53 @@ def compile_model(model, config, steps_per_epoch):
 def train(config, dataset=None, log=print, verbose="auto"):
     """Trains one run and returns its metrics dict. Raises KerasNormError on bad input or divergence."""
     config.validate()  # before TensorFlow is imported: bad input fails fast and quietly
-    from keras_norm import data
+    from keras_norm import data, distribute
 
+    multi_worker = config.distribute == "multi_worker"
+    if multi_worker:
+        distribute.read_tf_config()  # a missing or malformed cluster is one clear line
     if dataset is None:
         dataset = data.load(config.data_path, config.train_limit, config.test_limit)
     if dataset.name != "mnist" and not config.run_name:
         # The offline sample is not MNIST's 60k/10k: keep its runs apart from full-MNIST runs.
         config = config.replace(run_name=f"{config.name}_sample")
-    path = run_dir(config)
+    if not multi_worker:
+        skipped = _finished_before(run_dir(config), config, log)
+        if skipped:
+            return skipped
+        fileio.check_writable(os.path.join(config.artifacts_dir, "runs"))
+    from keras_norm.quiet import import_tensorflow
+
+    import_tensorflow()
+    strategy = distribute.make_strategy(config.distribute, config.logical_cpus)
+    chief = distribute.is_chief(strategy)
+    # Only the chief writes into artifacts/; another worker keeps its folder outside it.
+    path = run_dir(config) if chief else distribute.worker_dir(strategy, config.folder_name)
+    if multi_worker:
+        # Each worker decides from its own folder, so all of them skip (or train) together.
+        skipped = _finished_before(path, config, log)
+        if skipped:
+            return dict(skipped, chief=chief)
+        if chief:
+            fileio.check_writable(os.path.join(config.artifacts_dir, "runs"))
+    return dict(_fit(config, dataset, strategy, path, log, verbose, chief), chief=chief)
+
+
+def _finished_before(path, config, log):
+    """The metrics of an already finished run in `path` (marked skipped), unless --overwrite."""
     done = finished_metrics(path)
     if done and not config.overwrite:
         log(f"{config.folder_name}: already finished (test accuracy {done['final_test_accuracy']:.4f}); "
             "pass --overwrite to train it again")
         return dict(done, skipped=True)
-    from keras_norm import distribute
-    from keras_norm.quiet import import_tensorflow
-
-    fileio.check_writable(os.path.join(config.artifacts_dir, "runs"))
-    import_tensorflow()
-    strategy = distribute.make_strategy(config.distribute, config.logical_cpus)
-    return _fit(config, dataset, strategy, path, log, verbose)
+    return None
 
 
-def _fit(config, dataset, strategy, path, log, verbose):
+def _fit(config, dataset, strategy, path, log, verbose, chief=True):
     """Builds the model in the strategy's scope, fits it and writes the run folder `path`."""
     import keras
 
-    from keras_norm import data
+    from keras_norm import data, distribute
     from keras_norm import model as model_lib
 
     replicas = strategy.num_replicas_in_sync
@@ -280,9 +300,14 @@ def _fit(config, dataset, strategy, path, log, verbose):
 
     log(f"{config.folder_name}: {config.norm} l1={config.l1:g} l2={config.l2:g}, {params} params, "
         f"{dataset.name} {len(dataset.y_train)}/{len(dataset.y_test)} images, {config.epochs} epochs")
+    train_data = data.train_pipeline(dataset, config.batch_size, config.seed, config.augment, config.rotation_degrees)
+    test_data = data.test_pipeline(dataset, 1000)
+    if distribute.is_multi_worker(strategy):
+        train_data, test_data = distribute.shard_by_data(train_data), distribute.shard_by_data(test_data)
+        distribute.build_from_local_batch(model, (dataset.x_test[:2], dataset.y_test[:2]))
     model.fit(
-        data.train_pipeline(dataset, config.batch_size, config.seed, config.augment, config.rotation_degrees),
-        validation_data=data.test_pipeline(dataset, 1000),
+        train_data,
+        validation_data=test_data,
         epochs=config.epochs,
         shuffle=False,  # the tf.data pipeline shuffles
         callbacks=callbacks,
@@ -302,6 +327,10 @@ def _fit(config, dataset, strategy, path, log, verbose):
     fileio.write_text(os.path.join(path, "history.csv"), history_csv(history))
     metrics = summarize(history, params, dataset, config)
     metrics["weights"] = weight_stats(model)
+    if not chief:  # the chief reports the errors and exports the model
+        fileio.write_json(os.path.join(path, "metrics.json"), metrics)
+        log(f"{config.folder_name}: worker finished, final test accuracy {metrics['final_test_accuracy']:.4f}")
+        return metrics
     best = keras.saving.load_model(best_path, safe_mode=True)
     wrong = misclassified(best, dataset)
     fileio.write_json(os.path.join(path, "misclassified.json"), wrong)

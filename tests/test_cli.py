@@ -86,7 +86,7 @@ class EndToEndTest(unittest.TestCase):
             npz = helpers.write_small_npz(tmp, n_train=256, n_test=96)
             artifacts = os.path.join(tmp, "artifacts")
             for norm in ("bn", "gn"):
-                code, out, err = helpers.run_main("--norm", norm, "--l1=1e-5", "--epochs=2", "--batch_size=64",
+                code, out, err = helpers.run_main("--norm", norm, "--l1=1e-5", "--epochs=2", "--batch_size=32",
                                                   f"--data_path={npz}", f"--artifacts_dir={artifacts}",
                                                   "--noexport")
                 self.assertEqual(code, 0, err)
@@ -94,11 +94,11 @@ class EndToEndTest(unittest.TestCase):
             code, _, err = helpers.run_main("--report_only", f"--artifacts_dir={artifacts}")
             self.assertEqual(code, 0, err)
             for name in ("graph1_test_loss.png", "graph2_test_accuracy.png", "training_curves.png",
-                         "misclassified_bn_l1-1e-05_epochs-2_bs-64.png", "misclassified_gn_l1-1e-05_epochs-2_bs-64.png", "report.md",
+                         "misclassified_bn_l1-1e-05_epochs-2_bs-32.png", "misclassified_gn_l1-1e-05_epochs-2_bs-32.png", "report.md",
                          "results.json"):
                 self.assertTrue(os.path.exists(os.path.join(artifacts, name)), name)
             results = json.load(open(os.path.join(artifacts, "results.json")))
-            self.assertEqual([r["name"] for r in results["runs"]], ["bn_l1-1e-05_epochs-2_bs-64", "gn_l1-1e-05_epochs-2_bs-64"])
+            self.assertEqual([r["name"] for r in results["runs"]], ["bn_l1-1e-05_epochs-2_bs-32", "gn_l1-1e-05_epochs-2_bs-32"])
             self.assertEqual(results["runs"][0]["epochs"], 2)
             code, _, err = helpers.run_main("--report_only", "--runs=nope", f"--artifacts_dir={artifacts}")
             self.assertNotEqual(code, 0)

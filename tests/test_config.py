@@ -14,7 +14,7 @@ class ConfigTest(unittest.TestCase):
 
     def test_settings_that_change_learning_change_the_name(self):
         full = Config(norm="ln", l2=1e-3)
-        for change in (dict(epochs=1), dict(batch_size=64), dict(lr=0.1), dict(schedule="step"),
+        for change in (dict(epochs=1), dict(batch_size=32), dict(lr=0.1), dict(schedule="step"),
                        dict(augment=False), dict(dropout=0.1), dict(train_limit=100)):
             with self.subTest(change=change):
                 self.assertNotEqual(full.replace(**change).name, full.name)
@@ -24,10 +24,11 @@ class ConfigTest(unittest.TestCase):
     def test_validation(self):
         for bad in (dict(norm="xx"), dict(l1=-1.0), dict(l2=float("nan")), dict(epochs=0), dict(batch_size=0),
                     dict(norm="gn", groups=3), dict(lr=0.0), dict(dropout=1.0), dict(run_name="a/b"),
-                    dict(distribute="multi_worker"), dict(schedule="cosine")):
+                    dict(distribute="cluster"), dict(schedule="cosine")):
             with self.subTest(bad=bad), self.assertRaises(KerasNormError):
                 Config(**bad).validate()
         Config().validate()
+        Config(distribute="multi_worker").validate()  # the cluster itself is checked when training starts
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ class TrainTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.npz = helpers.write_small_npz(cls.tmp.name, n_train=384, n_test=128)
-        cls.config = Config(norm="ln", l2=1e-3, epochs=1, batch_size=64, data_path=cls.npz,
+        cls.config = Config(norm="ln", l2=1e-3, epochs=1, batch_size=32, data_path=cls.npz,
                             artifacts_dir=os.path.join(cls.tmp.name, "artifacts"))
         cls.metrics = train.train(cls.config, log=lambda *a, **k: None, verbose=0)
         cls.folder = train.run_dir(cls.config)
@@ -29,7 +29,7 @@ class TrainTest(unittest.TestCase):
         cls.tmp.cleanup()
 
     def test_one_epoch_writes_every_output(self):
-        self.assertEqual(os.path.basename(self.folder), "ln_l2-0.001_epochs-1_bs-64")
+        self.assertEqual(os.path.basename(self.folder), "ln_l2-0.001_epochs-1_bs-32")
         for name in RUN_FILES:
             self.assertTrue(os.path.exists(os.path.join(self.folder, name)), name)
         config = json.load(open(os.path.join(self.folder, "config.json")))
