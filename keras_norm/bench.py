@@ -134,6 +134,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--levers", action="store_true", help="also time each speed lever alone")
+    parser.add_argument("--intra_op_threads", type=int, default=0, help="TensorFlow threads per op (0: its default)")
+    parser.add_argument("--inter_op_threads", type=int, default=0, help="ops run concurrently (0: its default)")
     parser.add_argument("--short", action="store_true", help="a few steps only: checks the harness, not speed")
     args = parser.parse_args(argv)
     if args.short:
@@ -159,10 +161,16 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 1
     import_tensorflow()
+    import tensorflow as tf
+
+    # Thread pools are per process: compare runs with different settings by their images/s.
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     for norm in norms:
         for line in bench_norm(norm, dataset, args.steps, args.repeats, levers=args.levers):
             print(json.dumps(line), flush=True)
-    print(json.dumps({"peak_rss_mb": peak_rss_mb()}), flush=True)
+    print(json.dumps({"peak_rss_mb": peak_rss_mb(), "intra_op_threads": args.intra_op_threads,
+                      "inter_op_threads": args.inter_op_threads}), flush=True)
     return 0
 
 

@@ -13,7 +13,7 @@ DISTRIBUTE = ("none", "mirrored", "multi_worker")
 NAMED_SETTINGS = (
     ("epochs", "epochs"), ("batch_size", "bs"), ("lr", "lr"), ("momentum", "momentum"), ("schedule", "sched"),
     ("dropout", "dropout"), ("augment", "noaug"), ("rotation_degrees", "rot"), ("train_limit", "train"),
-    ("test_limit", "test"),
+    ("test_limit", "test"), ("fused", "nofused"),  # Keras's own norm classes: the speed baseline's model
 )
 DEFAULT_GROUPS = 4
 # Channel widths of the CNN (see keras_norm/model.py): two 3x3 convs, a 1x1 transition, three 3x3.

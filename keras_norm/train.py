@@ -7,6 +7,7 @@ tensorboard/ (binaries, git-ignored).
 
 import os
 import platform
+import resource
 import shutil
 import time
 
@@ -327,6 +328,8 @@ def _fit(config, dataset, strategy, path, log, verbose, chief=True):
     fileio.write_text(os.path.join(path, "history.csv"), history_csv(history))
     metrics = summarize(history, params, dataset, config)
     metrics["weights"] = weight_stats(model)
+    # Peak resident memory of this process so far (Linux reports KiB): a bound for one training run.
+    metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     if not chief:  # the chief reports the errors and exports the model
         fileio.write_json(os.path.join(path, "metrics.json"), metrics)
         log(f"{config.folder_name}: worker finished, final test accuracy {metrics['final_test_accuracy']:.4f}")

@@ -3,15 +3,16 @@ import unittest
 import keras
 import numpy as np
 
+from keras_norm import fused
 from keras_norm import model as model_lib
 from keras_norm.config import Config
 from keras_norm.errors import KerasNormError
 
-EXPECTED_LAYER = {
-    "bn": keras.layers.BatchNormalization,
-    "gn": keras.layers.GroupNormalization,
-    "ln": keras.layers.GroupNormalization,
-    "in": keras.layers.GroupNormalization,
+EXPECTED_LAYER = {  # the fused classes subclass Keras's own layers
+    "bn": fused.FusedBatchNormalization,
+    "gn": fused.FusedGroupNormalization,
+    "ln": fused.FusedGroupNormalization,
+    "in": fused.FusedGroupNormalization,
 }
 
 
@@ -31,6 +32,10 @@ class ModelFactoryTest(unittest.TestCase):
                 else:
                     self.assertEqual(len(layers), 5)
                     self.assertTrue(all(type(layer) is EXPECTED_LAYER[norm] for layer in layers))
+                    # --nofused: Keras's own classes (the benchmark's baseline), same parameters.
+                    plain = model_lib.build_model(norm, fused=False)
+                    self.assertTrue(all(type(layer) is EXPECTED_LAYER[norm].__base__ for layer in norm_layers(plain)))
+                    self.assertEqual(model_lib.trainable_params(plain), model_lib.trainable_params(model))
                 self.assertLess(model_lib.trainable_params(model), 8000)
                 self.assertEqual(model.output_shape, (None, 10))
 
