@@ -36,6 +36,8 @@ flags.DEFINE_enum("schedule", _D.schedule, config_lib.SCHEDULES, "Learning-rate 
 flags.DEFINE_integer("seed", _D.seed, "Random seed (weights, data order, augmentation, dropout).")
 flags.DEFINE_boolean("deterministic", _D.deterministic, "Turn on TensorFlow op determinism.")
 flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution, "Batches per compiled training call.", lower_bound=1)
+flags.DEFINE_integer("threads", _D.threads, "TensorFlow threads per op pool (0 = TensorFlow's default); the suites "
+                     "train each run with 1 thread, two runs at a time.", lower_bound=0)
 flags.DEFINE_enum("distribute", _D.distribute, config_lib.DISTRIBUTE,
                   "tf.distribute strategy: none, mirrored (all local devices) or multi_worker (cluster from TF_CONFIG).")
 flags.DEFINE_boolean("sync_bn", _D.sync_bn, "With several replicas, synchronize BatchNormalization statistics "

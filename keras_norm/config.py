@@ -54,6 +54,7 @@ class Config:
     seed: int = 0
     deterministic: bool = False
     steps_per_execution: int = 1
+    threads: int = 0  # TensorFlow threads per op pool (intra- and inter-op); 0 = TensorFlow's default
     # Distribution (keras_norm/distribute.py).
     distribute: str = "none"
     sync_bn: bool = True  # synchronized BatchNormalization when there is more than one replica
@@ -83,6 +84,8 @@ class Config:
             raise KerasNormError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.distribute not in DISTRIBUTE:
             raise KerasNormError(f"unknown distribute {self.distribute!r}; choose one of {', '.join(DISTRIBUTE)}")
+        if self.threads < 0:
+            raise KerasNormError("--threads must be >= 0")
         if self.logical_cpus < 0:
             raise KerasNormError("--logical_cpus must be >= 0")
         for name in ("l1", "l2"):

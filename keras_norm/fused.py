@@ -9,11 +9,12 @@ they subclass; only the TensorFlow ops that compute them differ:
   (divided by n - 1); Keras's moving variance uses the biased one (divided by n), so it is rescaled by
   (n - 1) / n before the moving-average update. Inference, synchronized BN (several replicas) and
   masks use Keras's own path.
-* ``FusedGroupNormalization``: the group statistics come from sums over a (N, H*W, G, C/G) view, the
-  per-example, per-channel scale gamma / sqrt(var + eps) and shift beta - mean * scale are formed on
-  tiny (N, C) tensors, and the full-size activation sees one multiply and one add:
-  y = x * scale + shift. Keras's layer applies the same formula on a 5-D view with broadcasting,
-  which TensorFlow runs (and differentiates) more slowly on CPU.
+* ``FusedGroupNormalization``: the group statistics come from per-channel sums of x and x^2 over
+  (H, W) (reductions TensorFlow runs fast on CPU); the per-example, per-channel scale
+  gamma / sqrt(var + eps) and shift beta - mean * scale are formed on tiny (N, C) tensors, so the
+  full-size activation sees one multiply and one add, y = x * scale + shift; and the backward pass is
+  written out (`group_norm`) instead of differentiating Keras's 5-D reshape-and-moments graph.
+  LayerNormalization over (H, W, C) is the case groups = 1.
 """
 
 import keras
@@ -73,6 +74,7 @@ def group_norm(x, gamma, beta, groups, epsilon):
         shape = tf.shape(x)
         count = tf.cast(shape[1] * shape[2] * per_group, x.dtype)
         mean = per_group_sum(tf.reduce_sum(x, axis=[1, 2])) / count
+        # One-pass variance, clamped at 0: fine in float32 unless |mean| >> std, which conv outputs here are not.
         variance = tf.nn.relu(per_group_sum(tf.reduce_sum(tf.square(x), axis=[1, 2])) / count - tf.square(mean))
         r = tf.math.rsqrt(variance + epsilon)  # (N, G, 1)
         gamma_g = tf.reshape(gamma, [1, groups, per_group])

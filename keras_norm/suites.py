@@ -28,7 +28,7 @@ def seed_configs(base):
     return [base.replace(seed=s, **v) for v in VARIANTS for s in SEEDS]
 
 
-def _train_one(config, threads):
+def _train_one(config):
     """Worker: trains one run in its own process (spawned, so TensorFlow starts fresh)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_norm.quiet import import_tensorflow
@@ -37,9 +37,6 @@ def _train_one(config, threads):
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # retracing notes from the tiny per-run predict calls
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
     from keras_norm import train
 
     try:
@@ -57,10 +54,12 @@ def train_all(configs, jobs=None):
     """Trains every config (skipping finished ones), `jobs` processes at a time; returns metrics."""
     jobs = default_jobs(jobs)
     if jobs == 1:
-        return [_train_one(c, 0) for c in configs]
+        return [_train_one(c) for c in configs]
+    # One thread per op pool in each process (unless --threads says otherwise): the processes share the cores.
+    configs = [c.replace(threads=c.threads or 1) for c in configs]
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        return list(pool.map(_train_one, configs, [1] * len(configs)))
+        return list(pool.map(_train_one, configs))
 
 
 def raise_failures(name, results):

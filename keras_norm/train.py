@@ -9,7 +9,6 @@ import os
 import platform
 import resource
 import shutil
-import time
 
 import numpy as np
 
@@ -31,45 +30,6 @@ def finished_metrics(path):
     except (OSError, ValueError):
         return None
     return metrics if metrics.get("status") == "finished" else None
-
-
-class EpochLog:
-    """Keras callback factory: keeps history.json complete after every epoch.
-
-    Rows are keyed by epoch, so an epoch repeated after a crash-and-resume replaces the old row
-    and the history holds every epoch exactly once.
-    """
-
-    @staticmethod
-    def make(path, label, epochs, log):
-        import keras
-
-        class _EpochLog(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.rows = {}
-                if os.path.exists(path):
-                    try:
-                        old = fileio.read_json(path)
-                        self.rows = {r["epoch"]: r for r in old.get("epochs", [])}
-                    except (OSError, ValueError, KeyError, TypeError):
-                        self.rows = {}
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self._start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                row = {"epoch": epoch + 1}
-                row.update({k: float(v) for k, v in (logs or {}).items()})
-                row["seconds"] = round(time.perf_counter() - self._start, 3)
-                self.rows = {e: r for e, r in self.rows.items() if e < epoch + 1}
-                self.rows[epoch + 1] = row
-                fileio.write_json(path, {"epochs": [self.rows[e] for e in sorted(self.rows)]})
-                log(f"{label} epoch {epoch + 1}/{epochs}: loss {row.get('loss', float('nan')):.4f} "
-                    f"acc {row.get('accuracy', float('nan')):.4f} test_loss {row.get('val_loss', float('nan')):.4f} "
-                    f"test_acc {row.get('val_accuracy', float('nan')):.4f} ({row['seconds']:.1f} s)", flush=True)
-
-        return _EpochLog()
 
 
 def usable_backup(backup_dir):
@@ -215,6 +175,11 @@ def train(config, dataset=None, log=print, verbose="auto"):
     from keras_norm.quiet import import_tensorflow
 
     import_tensorflow()
+    if config.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(config.threads)
     strategy = distribute.make_strategy(config.distribute, config.logical_cpus)
     chief = distribute.is_chief(strategy)
     # Only the chief writes into artifacts/; another worker keeps its folder outside it.
@@ -245,6 +210,7 @@ def _fit(config, dataset, strategy, path, log, verbose, chief=True):
 
     from keras_norm import data, distribute
     from keras_norm import model as model_lib
+    from keras_norm.callbacks import EpochLog
 
     replicas = strategy.num_replicas_in_sync
     sync_bn = config.sync_bn and replicas > 1 and config.norm == "bn"
@@ -290,7 +256,7 @@ def _fit(config, dataset, strategy, path, log, verbose, chief=True):
     )
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
-        EpochLog.make(history_path, config.folder_name, config.epochs, log),
+        EpochLog(history_path, config.folder_name, config.epochs, log),
         keras.callbacks.CSVLogger(os.path.join(path, "history.csv"), append=True),
         checkpoint,
         # double_checkpoint keeps the previous epoch's backup, so a kill during a save can fall back on it.
