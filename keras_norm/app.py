@@ -40,7 +40,8 @@ def run(config, report=True, report_only=False, runs=(), explain=False, suite=No
         if report and chief:  # other workers of a cluster write nothing into artifacts/
             from keras_norm import report as report_lib
 
-            # After a single run compare every run present; after a suite, the suite's runs.
+            # After a single run compare the runs present (those of the dataset most runs used); after a
+            # suite, the suite's runs.
             report_lib.render(config.artifacts_dir, runs=runs, prefer_suite=suite == "seeds")
         return 0
     except KerasNormError as e:
