@@ -40,17 +40,6 @@ class MirroredTest(unittest.TestCase):
                     self.assertEqual(config["replicas"], 2)
                     self.assertEqual(config["synchronized_bn"], norm == "bn")
 
-    def test_multi_worker_without_tf_config_is_one_clear_line(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-            proc = subprocess.run([sys.executable, os.path.join(helpers.ROOT, "main.py"), "--distribute=multi_worker",
-                                   "--epochs=1", f"--artifacts_dir={tmp}/artifacts"], capture_output=True, text=True,
-                                  cwd=tmp, env=dict(env, PYTHONPATH=helpers.ROOT), timeout=300)
-            self.assertNotEqual(proc.returncode, 0)
-            self.assertEqual(len(proc.stderr.strip().splitlines()), 1, proc.stderr)
-            self.assertIn("TF_CONFIG", proc.stderr)
-            self.assertFalse(os.path.exists(os.path.join(tmp, "artifacts")))
-
 
 def free_ports(count):
     """Ports that are free now (the OS picks them); the sockets are closed before the workers bind."""
@@ -65,6 +54,18 @@ def free_ports(count):
 
 
 class MultiWorkerTest(unittest.TestCase):
+    def test_multi_worker_without_tf_config_is_one_clear_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+            proc = subprocess.run([sys.executable, os.path.join(helpers.ROOT, "main.py"), "--distribute=multi_worker",
+                                   "--epochs=1", f"--artifacts_dir={tmp}/artifacts"], capture_output=True, text=True,
+                                  cwd=tmp, env=dict(env, PYTHONPATH=helpers.ROOT), timeout=300)
+            self.assertNotEqual(proc.returncode, 0)
+            self.assertEqual(len(proc.stderr.strip().splitlines()), 1, proc.stderr)
+            self.assertIn("TF_CONFIG", proc.stderr)
+            self.assertFalse(os.path.exists(os.path.join(tmp, "artifacts")))
+
+
     def test_two_workers_train_one_epoch_together_and_only_the_chief_writes(self):
         with tempfile.TemporaryDirectory() as tmp:
             npz = helpers.write_small_npz(tmp, n_train=256, n_test=64)
