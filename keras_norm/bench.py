@@ -1,16 +1,22 @@
 """Training-speed benchmark: the project's training path against plain `model.fit` on NumPy arrays.
 
-    python -m keras_norm.bench --data_path=../shared/data/mnist.npz [--steps=200 --repeats=3] [--levers]
+    python -m keras_norm.bench --data_path=../shared/data/mnist.npz [--steps=100 --repeats=7] [--levers]
 
 For each norm it builds the project's default model twice with the same weights:
 
 * baseline: Keras's own normalization layers, `model.fit(x, y, batch_size=...)` on NumPy arrays,
-  Keras defaults otherwise (same optimizer, loss and batch size as the project);
-* project: the training path of `main.py`: the fused layers of keras_norm/fused.py and the tf.data
-  pipeline of keras_norm/data.py (shuffle, random rotation, prefetch).
+  Keras defaults otherwise (same optimizer, loss and batch size as the project, one step per call);
+* project: the training path of `main.py`: the fused layers of keras_norm/fused.py, the tf.data
+  pipeline of keras_norm/data.py (shuffle, random rotation, prefetch) and `steps_per_execution`.
 
 It warms both up, then times `steps` training steps of each, interleaved, `repeats` times (the median
 counts), and prints one JSON line per norm plus one with the peak resident memory of the process.
+Each timing runs inside one `fit` call, from the end of its first executed step to the end of its last
+(a callback notes the times): the seconds `fit` spends creating and tearing down its input iterator
+are left out. They are not small here: TensorFlow's tf.data autotuning thread sleeps with a doubling
+period (10 ms, 20 ms, ... 2.56 s), and ending an iterator can wait for its next wake-up, so timing
+whole `fit` calls rounded many of them up to 2.56 s or 5.11 s and made ratios swing by 2x. A training
+run pays this once per epoch, not once per 100 steps.
 `--levers` adds one line per norm and lever, each lever alone on top of the baseline. Times on a
 shared machine drift, so only ratios measured within one run (`speedup`) are meaningful.
 """
@@ -25,30 +31,49 @@ import time
 import numpy as np
 
 # Each lever alone, on top of the baseline (see `_lever_setup`).
-LEVERS = ("fused_norm", "tf_data_cached", "steps_per_execution_8", "mixed_bfloat16")
+LEVERS = ("fused_norm", "steps_per_execution_8", "tf_data_cached", "tf_data_rotation", "mixed_bfloat16")
 
 
-def _fit_seconds(model, x, y=None, steps=None, batch_size=None):
-    start = time.perf_counter()
+def _step_timer():
+    """A callback that notes (end_step, time) after every executed training function."""
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.marks = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.marks.append((batch, time.perf_counter()))
+
+    return StepTimer()
+
+
+def _fit_seconds_per_step(model, x, y=None, steps=None, batch_size=None):
+    """Seconds per training step inside one `fit`, from the end of its first executed step to the end of
+    its last: creating and tearing down the input iterator (a tf.data shuffle buffer to fill, a background
+    thread to stop) is left out, for the baseline and the project alike."""
+    timer = _step_timer()
     if y is None:
-        model.fit(x, epochs=1, steps_per_epoch=steps, verbose=0)
+        model.fit(x, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer])
     else:
-        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
-    return time.perf_counter() - start
+        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True, callbacks=[timer])
+    (first_step, first_time), (last_step, last_time) = timer.marks[0], timer.marks[-1]
+    return (last_time - first_time) / max(1, last_step - first_step)
 
 
 class _Contender:
-    """One model and how it is fed; `run(steps)` trains that many steps and returns the seconds."""
+    """One model and how it is fed; `run(steps)` trains about that many steps and returns seconds per step."""
 
     def __init__(self, model, pipeline=None, arrays=None, batch_size=None):
         self.model, self.pipeline, self.arrays, self.batch_size = model, pipeline, arrays, batch_size
 
     def run(self, steps):
         if self.pipeline is not None:
-            return _fit_seconds(self.model, self.pipeline, steps=steps)
+            return _fit_seconds_per_step(self.model, self.pipeline, steps=steps)
         x, y = self.arrays
         n = steps * self.batch_size
-        return _fit_seconds(self.model, x[:n], y[:n], batch_size=self.batch_size)
+        return _fit_seconds_per_step(self.model, x[:n], y[:n], batch_size=self.batch_size)
 
 
 def _build(config, weights=None, policy="float32"):
@@ -71,14 +96,16 @@ def _lever_setup(lever, config, dataset, weights):
     """The baseline plus one lever."""
     import tensorflow as tf
 
-    plain = config.replace(fused=False)
+    plain = _baseline_config(config)
     arrays = (dataset.x_train, dataset.y_train)
     if lever == "fused_norm":
-        return _Contender(_build(config.replace(fused=True), weights), arrays=arrays, batch_size=config.batch_size)
+        return _Contender(_build(plain.replace(fused=True), weights), arrays=arrays, batch_size=config.batch_size)
     if lever == "tf_data_cached":
         pipe = (tf.data.Dataset.from_tensor_slices(arrays).cache().shuffle(len(dataset.y_train), seed=0)
                 .batch(config.batch_size).repeat().prefetch(tf.data.AUTOTUNE))
         return _Contender(_build(plain, weights), pipeline=pipe)
+    if lever == "tf_data_rotation":  # the project's input pipeline, augmentation included: what it costs
+        return _Contender(_build(plain, weights), pipeline=_project_pipeline(config, dataset))
     if lever == "steps_per_execution_8":
         return _Contender(_build(plain.replace(steps_per_execution=8), weights), arrays=arrays,
                           batch_size=config.batch_size)
@@ -87,32 +114,42 @@ def _lever_setup(lever, config, dataset, weights):
     raise ValueError(lever)
 
 
+def _baseline_config(config):
+    """The same model with Keras's own layers, trained with Keras's defaults."""
+    return config.replace(fused=False, steps_per_execution=1)
+
+
+def _project_pipeline(config, dataset):
+    from keras_norm import data
+
+    return data.train_pipeline(dataset, config.batch_size, seed=0, augment=config.augment,
+                               rotation_degrees=config.rotation_degrees).repeat()
+
+
 def bench_norm(norm, dataset, steps, repeats, levers=False):
     """Returns a list of result dicts: the project's line first, then one per lever."""
     import keras
 
-    from keras_norm import data
     from keras_norm.config import Config
 
     config = Config(norm=norm)
     batch = config.batch_size
     keras.utils.set_random_seed(0)
-    weights = _build(config.replace(fused=False)).get_weights()
-    arrays = (dataset.x_train, dataset.y_train)
+    baseline = _build(_baseline_config(config))
+    weights = baseline.get_weights()  # both start from the same weights
     contenders = {
-        "baseline": _Contender(_build(config.replace(fused=False), weights), arrays=arrays, batch_size=batch),
-        "project": _Contender(_build(config, weights), pipeline=data.train_pipeline(
-            dataset, batch, seed=0, augment=config.augment, rotation_degrees=config.rotation_degrees).repeat()),
+        "baseline": _Contender(baseline, arrays=(dataset.x_train, dataset.y_train), batch_size=batch),
+        "project": _Contender(_build(config, weights), pipeline=_project_pipeline(config, dataset)),
     }
     if levers:
         contenders.update({lever: _lever_setup(lever, config, dataset, weights) for lever in LEVERS})
     for c in contenders.values():
-        c.run(max(2, steps // 5))  # warm-up: tracing, thread pools
+        c.run(max(2 * config.steps_per_execution, steps // 5))  # warm-up: tracing, thread pools
     seconds = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, c in contenders.items():
             seconds[name].append(c.run(steps))
-    ips = {name: steps * batch / float(np.median(s)) for name, s in seconds.items()}
+    ips = {name: batch / float(np.median(s)) for name, s in seconds.items()}
     base = ips["baseline"]
     common = {"steps": steps, "repeats": repeats, "batch_size": batch}
     out = [{"norm": norm, "baseline_images_per_sec": round(base, 1), "images_per_sec": round(ips["project"], 1),
@@ -131,28 +168,31 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_path", default=None, help="Keras-layout MNIST .npz")
     parser.add_argument("--norms", default="bn,gn,ln")
-    parser.add_argument("--steps", type=int, default=200, help="timed training steps per repeat")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100, help="timed training steps per repeat")
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--levers", action="store_true", help="also time each speed lever alone")
     parser.add_argument("--intra_op_threads", type=int, default=0, help="TensorFlow threads per op (0: its default)")
     parser.add_argument("--inter_op_threads", type=int, default=0, help="ops run concurrently (0: its default)")
     parser.add_argument("--short", action="store_true", help="a few steps only: checks the harness, not speed")
     args = parser.parse_args(argv)
     if args.short:
-        args.steps, args.repeats = 4, 1
+        args.steps, args.repeats = 16, 1
     from keras_norm import data
     from keras_norm.config import NORMS, Config
     from keras_norm.errors import KerasNormError
     from keras_norm.quiet import import_tensorflow
 
-    batch = Config().batch_size
+    batch, per_call = Config().batch_size, Config().steps_per_execution
     try:
         norms = args.norms.split(",")
         unknown = [n for n in norms if n not in NORMS]
         if unknown:
             raise KerasNormError(f"unknown norm(s) {', '.join(unknown)}; choose from {', '.join(NORMS)}")
-        if args.steps <= 0 or args.repeats <= 0:
-            raise KerasNormError("--steps and --repeats must be > 0")
+        if args.repeats <= 0:
+            raise KerasNormError("--repeats must be > 0")
+        if args.steps < 2 * per_call:
+            # A timing runs from the end of the first compiled call to the end of the last one.
+            raise KerasNormError(f"--steps must be at least {2 * per_call} (two calls of {per_call} steps)")
         dataset = data.load(args.data_path, train_limit=args.steps * batch)
         if len(dataset.y_train) < args.steps * batch:
             raise KerasNormError(f"{args.steps} steps of {batch} need {args.steps * batch} training images, "

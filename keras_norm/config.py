@@ -53,7 +53,7 @@ class Config:
     schedule: str = "onecycle"
     seed: int = 0
     deterministic: bool = False
-    steps_per_execution: int = 1
+    steps_per_execution: int = 8  # batches per compiled call: same updates, less per-step overhead
     threads: int = 0  # TensorFlow threads per op pool (intra- and inter-op); 0 = TensorFlow's default
     # Distribution (keras_norm/distribute.py).
     distribute: str = "none"

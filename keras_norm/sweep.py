@@ -27,7 +27,7 @@ def configs(base, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=(0,)):
                     norm=norm, l1=0.0, l2=0.0, batch_size=b, seed=seed, epochs=base.sweep_epochs,
                     lr=base.lr * b / REFERENCE_BATCH, run_name=f"{norm}_bs{b}", export=False,
                     # Many tiny steps: run several per compiled call (same updates, less overhead).
-                    steps_per_execution=max(1, 64 // b),
+                    steps_per_execution=max(base.steps_per_execution, 64 // b),
                     artifacts_dir=os.path.join(base.artifacts_dir, "sweep")))
     return out
 

@@ -213,6 +213,11 @@ def _fit(config, dataset, strategy, path, log, verbose, chief=True):
     from keras_norm.callbacks import EpochLog
 
     replicas = strategy.num_replicas_in_sync
+    if config.distribute != "none" and config.steps_per_execution > 1:
+        # Keras 3.15's multi-step training loop fails to build under tf.distribute strategies.
+        log(f"{config.folder_name}: --distribute={config.distribute} trains one step per call "
+            f"(not {config.steps_per_execution})")
+        config = config.replace(steps_per_execution=1)
     sync_bn = config.sync_bn and replicas > 1 and config.norm == "bn"
     set_seeds(config)
     with strategy.scope():
