@@ -15,8 +15,8 @@ Each timing runs inside one `fit` call, from the end of its first executed step 
 (a callback notes the times): the seconds `fit` spends creating and tearing down its input iterator
 are left out. They are not small here: TensorFlow's tf.data autotuning thread sleeps with a doubling
 period (10 ms, 20 ms, ... 2.56 s), and ending an iterator can wait for its next wake-up, so timing
-whole `fit` calls rounded many of them up to 2.56 s or 5.11 s and made ratios swing by 2x. A training
-run pays this once per epoch, not once per 100 steps.
+whole `fit` calls rounded many of them up to 2.56 s or 5.11 s and made ratios swing by 2x. (A training
+run makes one iterator per epoch, so whatever it waits there is spread over 938 steps.)
 `--levers` adds one line per norm and lever, each lever alone on top of the baseline. Times on a
 shared machine drift, so only ratios measured within one run (`speedup`) are meaningful.
 """
