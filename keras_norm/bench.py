@@ -34,26 +34,13 @@ import numpy as np
 LEVERS = ("fused_norm", "steps_per_execution_8", "tf_data_cached", "tf_data_rotation", "mixed_bfloat16")
 
 
-def _step_timer():
-    """A callback that notes (end_step, time) after every executed training function."""
-    import keras
-
-    class StepTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.marks = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.marks.append((batch, time.perf_counter()))
-
-    return StepTimer()
-
-
 def _fit_seconds_per_step(model, x, y=None, steps=None, batch_size=None):
     """Seconds per training step inside one `fit`, from the end of its first executed step to the end of
     its last: creating and tearing down the input iterator (a tf.data shuffle buffer to fill, a background
     thread to stop) is left out, for the baseline and the project alike."""
-    timer = _step_timer()
+    from keras_norm.callbacks import StepTimer
+
+    timer = StepTimer()
     if y is None:
         model.fit(x, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer])
     else:

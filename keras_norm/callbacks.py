@@ -38,3 +38,14 @@ class EpochLog(keras.callbacks.Callback):
         self.log(f"{self.label} epoch {epoch + 1}/{self.epochs}: loss {row.get('loss', float('nan')):.4f} "
                  f"acc {row.get('accuracy', float('nan')):.4f} test_loss {row.get('val_loss', float('nan')):.4f} "
                  f"test_acc {row.get('val_accuracy', float('nan')):.4f} ({row['seconds']:.1f} s)", flush=True)
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Notes (end step, time) after every call of the compiled training function (the benchmark's clock)."""
+
+    def __init__(self):
+        super().__init__()
+        self.marks = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.marks.append((batch, time.perf_counter()))
