@@ -27,7 +27,7 @@ flags.DEFINE_boolean("fused", _D.fused, "Compute BN/GN/LN with the faster fused 
                      "(same layers and weights); --nofused uses Keras's own layer classes.")
 flags.DEFINE_float("l1", _D.l1, "L1 kernel-regularization strength (0 = off).", lower_bound=0.0)
 flags.DEFINE_float("l2", _D.l2, "L2 kernel-regularization strength (0 = off).", lower_bound=0.0)
-flags.DEFINE_float("dropout", _D.dropout, "Dropout rate after each conv block.", lower_bound=0.0, upper_bound=0.99)
+flags.DEFINE_float("dropout", _D.dropout, "Dropout rate after the pooling and after the global average pooling.", lower_bound=0.0, upper_bound=0.99)
 flags.DEFINE_integer("epochs", _D.epochs, "Training epochs.", lower_bound=1)
 flags.DEFINE_integer("batch_size", _D.batch_size, "Batch size.", lower_bound=1)
 flags.DEFINE_float("lr", _D.lr, "Learning rate (the peak rate for --schedule=onecycle).")
