@@ -25,6 +25,8 @@ flags.DEFINE_enum("ln_impl", _D.ln_impl, config_lib.LN_IMPLS,
                   "default), 'layer' = LayerNormalization(axis=(1,2,3)) (per-activation scale/offset).")
 flags.DEFINE_boolean("fused", _D.fused, "Compute BN/GN/LN with the faster fused TensorFlow ops of keras_norm/fused.py "
                      "(same layers and weights); --nofused uses Keras's own layer classes.")
+flags.DEFINE_boolean("native", _D.native, "With --fused, train each norm and its ReLU as one C++ kernel "
+                     "(keras_norm/kernels/normalize.cc, compiled on first use; TensorFlow ops if it cannot be built).")
 flags.DEFINE_float("l1", _D.l1, "L1 kernel-regularization strength (0 = off).", lower_bound=0.0)
 flags.DEFINE_float("l2", _D.l2, "L2 kernel-regularization strength (0 = off).", lower_bound=0.0)
 flags.DEFINE_float("dropout", _D.dropout, "Dropout rate after the pooling and after the global average pooling.", lower_bound=0.0, upper_bound=0.99)

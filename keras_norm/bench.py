@@ -6,8 +6,9 @@ For each norm it builds the project's default model twice with the same weights:
 
 * baseline: Keras's own normalization layers, `model.fit(x, y, batch_size=...)` on NumPy arrays,
   Keras defaults otherwise (same optimizer, loss and batch size as the project, one step per call);
-* project: the training path of `main.py`: the fused layers of keras_norm/fused.py, the tf.data
-  pipeline of keras_norm/data.py (shuffle, random rotation, prefetch) and `steps_per_execution`.
+* project: the training path of `main.py`: the fused layers of keras_norm/fused.py (each norm and
+  the ReLU after it as one C++ kernel, keras_norm/native.py), the tf.data pipeline of keras_norm/data.py
+  (shuffle, random rotation, prefetch) and `steps_per_execution`.
 
 It warms both up, then times `steps` training steps of each, interleaved, `repeats` times (the median
 counts), and prints one JSON line per norm plus one with the peak resident memory of the process.
@@ -31,7 +32,7 @@ import time
 import numpy as np
 
 # Each lever alone, on top of the baseline (see `_lever_setup`).
-LEVERS = ("fused_norm", "steps_per_execution_8", "tf_data_cached", "tf_data_rotation", "mixed_bfloat16")
+LEVERS = ("fused_norm", "native_kernel", "steps_per_execution_8", "tf_data_cached", "tf_data_rotation", "mixed_bfloat16")
 
 
 def _fit_seconds_per_step(model, x, y=None, steps=None, batch_size=None):
@@ -85,8 +86,12 @@ def _lever_setup(lever, config, dataset, weights):
 
     plain = _baseline_config(config)
     arrays = (dataset.x_train, dataset.y_train)
-    if lever == "fused_norm":
-        return _Contender(_build(plain.replace(fused=True), weights), arrays=arrays, batch_size=config.batch_size)
+    if lever == "fused_norm":  # keras_norm/fused.py with TensorFlow ops only
+        return _Contender(_build(plain.replace(fused=True, native=False), weights), arrays=arrays,
+                          batch_size=config.batch_size)
+    if lever == "native_kernel":  # the same, with norm + ReLU as one C++ kernel
+        return _Contender(_build(plain.replace(fused=True, native=True), weights), arrays=arrays,
+                          batch_size=config.batch_size)
     if lever == "tf_data_cached":
         pipe = (tf.data.Dataset.from_tensor_slices(arrays).cache().shuffle(len(dataset.y_train), seed=0)
                 .batch(config.batch_size).repeat().prefetch(tf.data.AUTOTUNE))
@@ -138,7 +143,10 @@ def bench_norm(norm, dataset, steps, repeats, levers=False):
             seconds[name].append(c.run(steps))
     ips = {name: batch / float(np.median(s)) for name, s in seconds.items()}
     base = ips["baseline"]
-    common = {"steps": steps, "repeats": repeats, "batch_size": batch}
+    from keras_norm import native
+
+    # False: the C++ kernel could not be built, and the norms ran on TensorFlow ops (native.why_not() says why).
+    common = {"steps": steps, "repeats": repeats, "batch_size": batch, "native_kernel": native.load() is not None}
     out = [{"norm": norm, "baseline_images_per_sec": round(base, 1), "images_per_sec": round(ips["project"], 1),
             "speedup": round(ips["project"] / base, 3), **common}]
     for lever in LEVERS if levers else ():

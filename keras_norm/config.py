@@ -45,6 +45,7 @@ class Config:
     l2: float = 0.0
     dropout: float = 0.05
     fused: bool = True  # faster ops for the same BN/GN layers (keras_norm/fused.py); False: Keras's own
+    native: bool = True  # with `fused`, norm + ReLU train as one C++ kernel (keras_norm/native.py) if it builds
     # Optimization.
     epochs: int = 20
     batch_size: int = 64

@@ -1,7 +1,16 @@
 """Faster drop-in versions of Keras's BatchNormalization and GroupNormalization (TensorFlow backend).
 
-Same weights, same config, same formula, same results (to float32 round-off) as the Keras layers
-they subclass; only the TensorFlow ops that compute them differ:
+Same weights, same formula, same results (to float32 round-off) as the Keras layers they subclass;
+only the ops that compute them differ. Both take two extra arguments:
+
+* ``activation=None | "relu"``: the ReLU that follows the norm in the model, computed inside the layer
+  (y = max(norm(x), 0)), so that the C++ kernel can fuse it;
+* ``native=True``: in training, the project's C++ kernel (keras_norm/native.py,
+  keras_norm/kernels/normalize.cc) computes norm, ReLU and their gradient in two passes over the
+  activations each way, when it can be built. Inference, and so an exported SavedModel, always uses
+  TensorFlow ops, which need nothing beyond TensorFlow.
+
+Without the kernel (native=False, or no C++ compiler):
 
 * ``FusedBatchNormalization``: in training, one ``FusedBatchNormV3`` kernel (oneDNN on CPU)
   computes the batch mean and variance and normalizes, instead of Keras's separate mean, variance,
@@ -20,10 +29,40 @@ they subclass; only the TensorFlow ops that compute them differ:
 import keras
 import tensorflow as tf
 
+ACTIVATIONS = (None, "relu")
+
+
+def _native_ops(native):
+    """keras_norm.native if the layer may and can use the C++ kernel, else None."""
+    if not native:
+        return None
+    from keras_norm import native as native_lib
+
+    return native_lib if native_lib.load() is not None else None
+
+
+class _FusedMixin:
+    """The `activation` and `native` arguments shared by both layers."""
+
+    def _init_fused(self, activation, native):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
+        self.activation, self.native = activation, native
+
+    def _activate(self, outputs):
+        return tf.nn.relu(outputs) if self.activation == "relu" else outputs
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation, "native": self.native}
+
 
 @keras.saving.register_keras_serializable(package="keras_norm")
-class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """`keras.layers.BatchNormalization` computed by TensorFlow's fused kernel in training."""
+class FusedBatchNormalization(_FusedMixin, keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` (then an optional ReLU) computed by one kernel in training."""
+
+    def __init__(self, activation=None, native=True, **kwargs):
+        super().__init__(**kwargs)
+        self._init_fused(activation, native)
 
     def _fusable(self, inputs, training, mask):
         return (training and self.trainable and mask is None and not self.synchronized and not self.renorm
@@ -31,16 +70,21 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, training, mask):
-            return super().call(inputs, training=training, mask=mask)
+            return self._activate(super().call(inputs, training=training, mask=mask))
         channels = inputs.shape[-1]
-        gamma = self.gamma if self.scale else tf.ones([channels], inputs.dtype)
-        beta = self.beta if self.center else tf.zeros([channels], inputs.dtype)
-        outputs, mean, unbiased_var = tf.compat.v1.nn.fused_batch_norm(
-            inputs, tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta),
-            epsilon=self.epsilon, data_format="NHWC", is_training=True,
-        )
-        n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), inputs.dtype)
-        variance = unbiased_var * (n - 1.0) / tf.maximum(n, 1.0)
+        gamma = tf.convert_to_tensor(self.gamma if self.scale else tf.ones([channels], inputs.dtype))
+        beta = tf.convert_to_tensor(self.beta if self.center else tf.zeros([channels], inputs.dtype))
+        native = _native_ops(self.native)
+        if native is not None:
+            outputs, mean, variance = native.normalize(inputs, gamma, beta, self.epsilon, batch=True,
+                                                       relu=self.activation == "relu")
+        else:
+            outputs, mean, unbiased_var = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True,
+            )
+            n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), inputs.dtype)
+            variance = unbiased_var * (n - 1.0) / tf.maximum(n, 1.0)
+            outputs = self._activate(outputs)
         momentum = self.momentum
         self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
         self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
@@ -101,12 +145,20 @@ def group_norm(x, gamma, beta, groups, epsilon):
 
 
 @keras.saving.register_keras_serializable(package="keras_norm")
-class FusedGroupNormalization(keras.layers.GroupNormalization):
-    """`keras.layers.GroupNormalization` for channels-last 4-D inputs, as y = x * scale + shift."""
+class FusedGroupNormalization(_FusedMixin, keras.layers.GroupNormalization):
+    """`keras.layers.GroupNormalization` (then an optional ReLU) for channels-last 4-D inputs."""
 
-    def call(self, inputs):
+    def __init__(self, groups=32, activation=None, native=True, **kwargs):
+        super().__init__(groups=groups, **kwargs)
+        self._init_fused(activation, native)
+
+    def call(self, inputs, training=None):
         if (len(inputs.shape) != 4 or self.axis not in (-1, 3) or inputs.dtype != tf.float32
                 or not (self.scale and self.center)):
-            return super().call(inputs)
-        return group_norm(inputs, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta),
-                          self.groups, self.epsilon)
+            return self._activate(super().call(inputs))
+        gamma, beta = tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta)
+        native = _native_ops(self.native) if training else None
+        if native is not None:
+            return native.normalize(inputs, gamma, beta, self.epsilon, groups=self.groups,
+                                    relu=self.activation == "relu")[0]
+        return self._activate(group_norm(inputs, gamma, beta, self.groups, self.epsilon))

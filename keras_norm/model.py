@@ -6,7 +6,8 @@ Architecture (fewer than 8,000 trainable parameters for every norm)::
             -> conv3x3(16) -> conv3x3(16) -> conv3x3(16)             # block 2
             -> global average pooling -> dropout -> dense(10 logits)
 
-Each 3x3 convolution is followed by normalization and ReLU; dropout follows the pooling
+Each 3x3 convolution is followed by normalization and ReLU (with the fused layers of
+keras_norm/fused.py, the norm layer applies the ReLU itself); dropout follows the pooling
 and the global average pooling. For an activation tensor
 x of shape (N, H, W, C) every norm computes y = gamma * (x - mean) / sqrt(var + eps) + beta; they
 differ only in the axes of the mean and (biased) variance:
@@ -28,24 +29,34 @@ from keras_norm.errors import KerasNormError
 EPSILON = 1e-3  # Keras's default for all three layers, stated once so they agree.
 
 
-def normalization(norm, groups=4, ln_impl="group", name=None, sync_bn=False, fused=True):
+def normalization(norm, groups=4, ln_impl="group", name=None, sync_bn=False, fused=True, native=True,
+                  activation=None):
     """Returns the Keras normalization layer for `norm`, or None for `none`.
 
     `sync_bn`: BatchNormalization computes its batch statistics across all replicas of a
     tf.distribute strategy (the global batch) instead of each replica's slice.
-    `fused`: the same layer computed by faster TensorFlow ops (keras_norm/fused.py); False gives
-    Keras's own classes (the benchmark's baseline)."""
-    batch_norm, group_norm = keras.layers.BatchNormalization, keras.layers.GroupNormalization
+    `fused`: the same layer computed by faster ops (keras_norm/fused.py), which can also apply the
+    following ReLU (`activation="relu"`); False gives Keras's own classes (the benchmark's baseline).
+    `native`: with `fused`, the layer trains with the C++ kernel of keras_norm/native.py."""
     if fused:
+        import functools
+
         from keras_norm import fused as fused_lib
 
-        batch_norm, group_norm = fused_lib.FusedBatchNormalization, fused_lib.FusedGroupNormalization
+        batch_norm = functools.partial(fused_lib.FusedBatchNormalization, activation=activation, native=native)
+        group_norm = functools.partial(fused_lib.FusedGroupNormalization, activation=activation, native=native)
+    elif activation is not None:
+        raise ValueError("Keras's own normalization layers take no activation; use fused=True")
+    else:
+        batch_norm, group_norm = keras.layers.BatchNormalization, keras.layers.GroupNormalization
     if norm == "bn":
         return batch_norm(epsilon=EPSILON, synchronized=sync_bn, name=name)
     if norm == "gn":
         return group_norm(groups=groups, epsilon=EPSILON, name=name)
     if norm == "ln":
         if ln_impl == "layer":
+            if activation is not None:
+                raise ValueError("ln_impl='layer' uses keras.layers.LayerNormalization, which takes no activation")
             return keras.layers.LayerNormalization(axis=(1, 2, 3), epsilon=EPSILON, name=name)
         # Same statistics as LayerNormalization(axis=(1, 2, 3)), but per-channel gamma/beta.
         return group_norm(groups=1, epsilon=EPSILON, name=name)
@@ -56,7 +67,8 @@ def normalization(norm, groups=4, ln_impl="group", name=None, sync_bn=False, fus
     raise KerasNormError(f"unknown norm {norm!r}")
 
 
-def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.05, sync_bn=False, fused=True):
+def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.05, sync_bn=False, fused=True,
+                native=True):
     """Builds the (uncompiled) CNN; it outputs logits."""
     check_groups(norm, groups)
     regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
@@ -66,10 +78,13 @@ def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.
         x = keras.layers.Conv2D(
             filters, 3, use_bias=use_bias, kernel_regularizer=regularizer, name=name
         )(x)
-        layer = normalization(norm, groups, ln_impl, name=f"{name}_{norm}", sync_bn=sync_bn, fused=fused)
+        # The fused layers apply the ReLU themselves, so that the C++ kernel can fuse it with the norm.
+        fuse_relu = fused and norm != "none" and not (norm == "ln" and ln_impl == "layer")
+        layer = normalization(norm, groups, ln_impl, name=f"{name}_{norm}", sync_bn=sync_bn, fused=fused,
+                              native=native, activation="relu" if fuse_relu else None)
         if layer is not None:
             x = layer(x)
-        return keras.layers.ReLU(name=f"{name}_relu")(x)
+        return x if fuse_relu else keras.layers.ReLU(name=f"{name}_relu")(x)
 
     inputs = keras.Input((28, 28, 1), name="image")
     x = inputs
@@ -105,4 +120,5 @@ def build_from_config(config, sync_bn=False):
         l2=config.l2,
         dropout=config.dropout,
         fused=config.fused,
+        native=config.native,
     )

@@ -272,6 +272,12 @@ def _fit(config, dataset, strategy, path, log, verbose, chief=True):
 
     log(f"{config.folder_name}: {config.norm} l1={config.l1:g} l2={config.l2:g}, {params} params, "
         f"{dataset.name} {len(dataset.y_train)}/{len(dataset.y_test)} images, {config.epochs} epochs")
+    if config.fused and config.native and config.norm != "none":
+        from keras_norm import native
+
+        if native.load() is None:
+            log(f"{config.folder_name}: the C++ normalization kernel is unavailable ({native.why_not()}); "
+                "training with TensorFlow ops (same results, slower)")
     train_data = data.train_pipeline(dataset, config.batch_size, config.seed, config.augment, config.rotation_degrees)
     test_data = data.test_pipeline(dataset, 1000)
     if distribute.is_multi_worker(strategy):

@@ -22,6 +22,21 @@ def forward_backward(layer, x, dy, training):
     return [y.numpy()] + [g.numpy() for g in grads] + [w.numpy() for w in layer.non_trainable_weights]
 
 
+class _ThenReLU:
+    """A Keras layer followed by a ReLU, with the layer's weights (the reference for activation="relu")."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.trainable_weights, self.non_trainable_weights = layer.trainable_weights, layer.non_trainable_weights
+
+    def __call__(self, x, training):
+        return tf.nn.relu(self.layer(x, training=training))
+
+
+def with_activation(layer, kwargs):
+    return _ThenReLU(layer) if kwargs["activation"] == "relu" else layer
+
+
 def relative_error(a, b):
     return float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12))
 
@@ -46,20 +61,33 @@ class FusedLayersTest(unittest.TestCase):
         for e, a in zip(expected, actual):
             self.assertLess(relative_error(e, a), 1e-5)
 
+    # native=True trains with the C++ kernel (tests/test_native.py checks that it is really used), native=False
+    # with TensorFlow ops; inference always uses TensorFlow ops. activation="relu" is compared with Keras's
+    # layer followed by keras.layers.ReLU.
+    VARIANTS = [dict(native=n, activation=a) for n in (True, False) for a in (None, "relu")]
+
     def test_group_normalization_matches_keras(self):
         for groups in (1, 4, -1):
-            with self.subTest(groups=groups):
-                k, f = self.pair(keras.layers.GroupNormalization(groups=groups, epsilon=1e-3),
-                                 fused.FusedGroupNormalization(groups=groups, epsilon=1e-3))
-                self.assert_same(forward_backward(k, self.x, self.dy, True), forward_backward(f, self.x, self.dy, True))
+            for kwargs in self.VARIANTS:
+                for training in (True, False):
+                    with self.subTest(groups=groups, training=training, **kwargs):
+                        k, f = self.pair(keras.layers.GroupNormalization(groups=groups, epsilon=1e-3),
+                                         fused.FusedGroupNormalization(groups=groups, epsilon=1e-3, **kwargs))
+                        self.assert_same(forward_backward(with_activation(k, kwargs), self.x, self.dy, training),
+                                         forward_backward(f, self.x, self.dy, training))
 
     def test_batch_normalization_matches_keras_in_training_and_inference(self):
-        k, f = self.pair(keras.layers.BatchNormalization(epsilon=1e-3), fused.FusedBatchNormalization(epsilon=1e-3))
-        # Training: outputs, input/gamma/beta gradients and the updated moving mean and variance.
-        self.assert_same(forward_backward(k, self.x, self.dy, True), forward_backward(f, self.x, self.dy, True))
-        self.assertGreater(float(np.max(np.abs(f.moving_mean.numpy()))), 0.001)  # the update did happen
-        # Inference uses the moving statistics.
-        self.assert_same(forward_backward(k, self.x, self.dy, False), forward_backward(f, self.x, self.dy, False))
+        for kwargs in self.VARIANTS:
+            with self.subTest(**kwargs):
+                k, f = self.pair(keras.layers.BatchNormalization(epsilon=1e-3),
+                                 fused.FusedBatchNormalization(epsilon=1e-3, **kwargs))
+                # Training: outputs, input/gamma/beta gradients and the updated moving mean and variance.
+                self.assert_same(forward_backward(with_activation(k, kwargs), self.x, self.dy, True),
+                                 forward_backward(f, self.x, self.dy, True))
+                self.assertGreater(float(np.max(np.abs(f.moving_mean.numpy()))), 0.001)  # the update did happen
+                # Inference uses the moving statistics.
+                self.assert_same(forward_backward(with_activation(k, kwargs), self.x, self.dy, False),
+                                 forward_backward(f, self.x, self.dy, False))
 
     def test_fused_layers_round_trip_through_model_keras(self):
         import os

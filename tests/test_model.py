@@ -14,6 +14,8 @@ EXPECTED_LAYER = {  # the fused classes subclass Keras's own layers
     "ln": fused.FusedGroupNormalization,
     "in": fused.FusedGroupNormalization,
 }
+KERAS_LAYER = {"bn": keras.layers.BatchNormalization, "gn": keras.layers.GroupNormalization,
+               "ln": keras.layers.GroupNormalization, "in": keras.layers.GroupNormalization}
 
 
 def norm_layers(model):
@@ -34,10 +36,26 @@ class ModelFactoryTest(unittest.TestCase):
                     self.assertTrue(all(type(layer) is EXPECTED_LAYER[norm] for layer in layers))
                     # --nofused: Keras's own classes (the benchmark's baseline), same parameters.
                     plain = model_lib.build_model(norm, fused=False)
-                    self.assertTrue(all(type(layer) is EXPECTED_LAYER[norm].__base__ for layer in norm_layers(plain)))
+                    self.assertTrue(all(type(layer) is KERAS_LAYER[norm] for layer in norm_layers(plain)))
                     self.assertEqual(model_lib.trainable_params(plain), model_lib.trainable_params(model))
+                    # The fused layers apply the ReLU themselves; Keras's are followed by ReLU layers.
+                    self.assertTrue(all(layer.activation == "relu" for layer in layers))
+                    relus = [layer for layer in plain.layers if isinstance(layer, keras.layers.ReLU)]
+                    self.assertEqual(len(relus), 5)
                 self.assertLess(model_lib.trainable_params(model), 8000)
                 self.assertEqual(model.output_shape, (None, 10))
+
+    def test_fused_and_keras_models_compute_the_same_function(self):
+        x = np.random.default_rng(0).uniform(size=(16, 28, 28, 1)).astype("float32")
+        for norm in ("bn", "gn", "ln"):
+            with self.subTest(norm=norm):
+                model = model_lib.build_model(norm, dropout=0.0)  # no random masks in training mode
+                plain = model_lib.build_model(norm, fused=False, dropout=0.0)
+                plain.set_weights(model.get_weights())
+                # Training mode uses the C++ kernel, inference TensorFlow ops.
+                for training in (True, False):
+                    np.testing.assert_allclose(model(x, training=training).numpy(),
+                                               plain(x, training=training).numpy(), atol=2e-5)
 
     def test_group_counts(self):
         self.assertEqual({layer.groups for layer in norm_layers(model_lib.build_model("gn", groups=2))}, {2})

@@ -1,0 +1,137 @@
+"""The project's C++ normalization kernel (keras_norm/kernels/normalize.cc), built on first use.
+
+TensorFlow computes GroupNormalization (and LayerNormalization over (H, W, C), its groups = 1 case)
+as a chain of broadcasting element-wise ops, each a pass over the activations; on this project's
+small CNN they cost more than a third of a training step. BatchNormalization has one oneDNN kernel,
+but the ReLU after it is two more passes (forward and gradient). The kernel computes a norm and the
+ReLU after it in two passes over the activations forward (statistics, then output) and two backward
+(sums, then input gradient).
+
+`load()` compiles the kernel against the installed TensorFlow with the system C++ compiler (about
+10 s, once: the library is cached under ~/.cache/keras_norm, keyed by the source, TensorFlow's
+version and the compiler flags) and returns the op module, or None when it cannot be built (no
+compiler, a non-x86 TensorFlow build, ...); callers then fall back to TensorFlow ops, and `why_not()`
+says why. Set KERAS_NORM_NATIVE=0 to never build or use it.
+"""
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels", "normalize.cc")
+_state = {}  # "ops": the loaded module or None, "why": the reason it is None
+_lock = threading.Lock()  # mirrored replicas trace layers on several threads
+
+
+def cache_dir():
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "keras_norm")
+
+
+def _compile_command(output):
+    import tensorflow as tf
+
+    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        raise RuntimeError("no C++ compiler (g++ or c++) on PATH")
+    flags = ["-shared", "-fPIC", "-O3", "-w"]
+    if platform.machine() in ("x86_64", "AMD64") and _cpu_has("avx2") and _cpu_has("fma"):
+        flags += ["-mavx2", "-mfma"]  # not -march=native: TensorFlow's Eigen headers break under AVX512-FP16
+    return [compiler, *flags, SOURCE, "-o", output, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
+
+
+def _cpu_has(flag):
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and flag in line.split() for line in f)
+    except OSError:
+        return False
+
+
+def _library_path(command):
+    import tensorflow as tf
+
+    key = hashlib.sha256()
+    with open(SOURCE, "rb") as f:
+        key.update(f.read())
+    key.update(" ".join([tf.__version__, sys.version, *command]).encode())
+    return os.path.join(cache_dir(), f"normalize-{key.hexdigest()[:16]}.so")
+
+
+def _build():
+    placeholder = "OUTPUT"
+    command = _compile_command(placeholder)
+    path = _library_path(command)
+    if not os.path.exists(path):
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError:  # no writable home: build in the temporary directory instead
+            path = os.path.join(tempfile.gettempdir(), f"keras_norm-{os.getuid()}", os.path.basename(path))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        # Build beside the cache entry and rename it into place: concurrent runs never see half a file.
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
+        os.close(fd)
+        try:
+            done = subprocess.run([tmp if a == placeholder else a for a in command], capture_output=True, text=True)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+                raise RuntimeError(f"compiling {os.path.basename(SOURCE)} failed: {last}")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return path
+
+
+def load():
+    """The op module (KerasNormNormalize, KerasNormNormalizeGrad), or None if it cannot be built."""
+    with _lock:
+        if "ops" not in _state:
+            ops, why = None, ""
+            if os.environ.get("KERAS_NORM_NATIVE", "1") == "0":
+                why = "KERAS_NORM_NATIVE=0"
+            else:
+                try:
+                    import tensorflow as tf
+
+                    ops = tf.load_op_library(_build())
+                except Exception as e:  # any failure means: use TensorFlow ops instead
+                    why = f"{type(e).__name__}: {e}".splitlines()[0]
+            _state.update(ops=ops, why=why)
+    return _state["ops"]
+
+
+def why_not():
+    """Why `load()` returned None ('' if it did not)."""
+    load()
+    return _state["why"]
+
+
+def normalize(x, gamma, beta, epsilon, groups=1, batch=False, relu=False):
+    """Normalizes channels-last float32 (N, H, W, C) `x` with the C++ kernel, with its gradient.
+
+    batch=True: BatchNormalization's training statistics (per channel over N, H, W); otherwise group
+    normalization with `groups` groups (1: LayerNormalization over (H, W, C)). relu=True applies a ReLU
+    to the result. Returns (y, mean, variance); mean and variance (biased) have shape (C,) for batch
+    statistics and (N, groups) otherwise, and carry no gradient. Same values as keras_norm.fused's
+    TensorFlow ops (to float32 round-off); requires `load()` to succeed."""
+    import tensorflow as tf
+
+    ops = load()
+    attrs = dict(groups=groups, batch=batch, epsilon=epsilon, relu=relu)
+
+    @tf.custom_gradient
+    def _normalize(x, gamma, beta):
+        y, mean, variance = ops.keras_norm_normalize(x, gamma, beta, **attrs)
+
+        def grad(dy, *unused):  # the statistics only feed moving averages: no gradient through them
+            return ops.keras_norm_normalize_grad(dy, x, gamma, beta, mean, variance, **attrs)
+
+        return (y, mean, variance), grad
+
+    return _normalize(x, gamma, beta)
