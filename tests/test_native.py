@@ -79,6 +79,17 @@ class NativeKernelTest(unittest.TestCase):
                     for a, b in zip(actual, again):
                         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
+    def test_an_empty_batch_gives_empty_outputs_and_zero_parameter_gradients(self):
+        x = tf.zeros((0, 4, 4, 8))
+        for batch in (False, True):
+            with self.subTest(batch=batch):
+                y, mean, variance, dx, dgamma, dbeta = values_and_gradients(
+                    kernel, x, tf.ones(8), tf.zeros(8), tf.zeros((0, 4, 4, 8)), groups=2, batch=batch, relu=True)
+                self.assertEqual((y.shape, dx.shape), ((0, 4, 4, 8), (0, 4, 4, 8)))
+                self.assertEqual(mean.shape, (8,) if batch else (0, 2))
+                np.testing.assert_array_equal(dgamma.numpy(), np.zeros(8))
+                np.testing.assert_array_equal(dbeta.numpy(), np.zeros(8))
+
     def test_training_runs_the_kernel_and_inference_does_not(self):
         x = tf.TensorSpec((8, 6, 6, 16), tf.float32)
         for make in (lambda **kw: fused.FusedGroupNormalization(groups=4, activation="relu", **kw),

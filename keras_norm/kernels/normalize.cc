@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -271,12 +272,16 @@ class NormalizeOp : public OpKernel {
     const Tensor& beta_t = ctx->input(2);
     Layout l;
     OP_REQUIRES_OK(ctx, MakeLayout(x_t, gamma_t, beta_t, groups_, batch_, &l));
-    OP_REQUIRES(ctx, l.n > 0 && l.hw > 0, ::tensorflow::errors::InvalidArgument("empty input"));
     const TensorShape stats_shape = batch_ ? TensorShape({l.c}) : TensorShape({l.n, l.groups});
     Tensor *y_t, *mean_t, *var_t, sums_t, coef_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_t.shape(), &y_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, stats_shape, &mean_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, stats_shape, &var_t));
+    if (l.n == 0 || l.hw == 0) {  // e.g. a replica's empty share of a batch: no values, undefined statistics
+      mean_t->flat<float>().setConstant(std::numeric_limits<float>::quiet_NaN());
+      var_t->flat<float>().setConstant(std::numeric_limits<float>::quiet_NaN());
+      return;
+    }
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({l.n, 2 * l.c}), &sums_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({l.stats_rows(), 2 * l.c}), &coef_t));
     const float* x = x_t.flat<float>().data();
@@ -340,11 +345,15 @@ class NormalizeGradOp : public OpKernel {
     OP_REQUIRES(ctx, dy_t.shape() == x_t.shape(), ::tensorflow::errors::InvalidArgument("dy and x differ in shape"));
     OP_REQUIRES(ctx, mean_t.NumElements() == l.stats_rows() * l.stats_cols() && var_t.shape() == mean_t.shape(),
                 ::tensorflow::errors::InvalidArgument("mean and variance do not match the normalization"));
-    OP_REQUIRES(ctx, l.n > 0 && l.hw > 0, ::tensorflow::errors::InvalidArgument("empty input"));
     Tensor *dx_t, *dgamma_t, *dbeta_t, sums_t, coef_t, pq_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_t.shape(), &dx_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, gamma_t.shape(), &dgamma_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, gamma_t.shape(), &dbeta_t));
+    if (l.n == 0 || l.hw == 0) {  // no values: nothing flows back
+      dgamma_t->flat<float>().setZero();
+      dbeta_t->flat<float>().setZero();
+      return;
+    }
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({l.n, 2 * l.c}), &sums_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({l.stats_rows(), 2 * l.c}), &coef_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({l.stats_rows(), 2 * l.c}), &pq_t));
