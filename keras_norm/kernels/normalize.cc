@@ -257,14 +257,25 @@ void GradCoefficients(const Layout& l, const float* mean, const float* variance,
     }
 }
 
-class NormalizeOp : public OpKernel {
+// The attributes both ops share (see REGISTER_OP below).
+class NormalizeOpBase : public OpKernel {
  public:
-  explicit NormalizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit NormalizeOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("groups", &groups_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("batch", &batch_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon", &epsilon_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("relu", &relu_));
   }
+
+ protected:
+  int groups_;
+  bool batch_, relu_;
+  float epsilon_;
+};
+
+class NormalizeOp : public NormalizeOpBase {
+ public:
+  explicit NormalizeOp(OpKernelConstruction* ctx) : NormalizeOpBase(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x_t = ctx->input(0);
@@ -317,21 +328,11 @@ class NormalizeOp : public OpKernel {
       });
     }
   }
-
- private:
-  int groups_;
-  bool batch_, relu_;
-  float epsilon_;
 };
 
-class NormalizeGradOp : public OpKernel {
+class NormalizeGradOp : public NormalizeOpBase {
  public:
-  explicit NormalizeGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("groups", &groups_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("batch", &batch_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon", &epsilon_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("relu", &relu_));
-  }
+  explicit NormalizeGradOp(OpKernelConstruction* ctx) : NormalizeOpBase(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& dy_t = ctx->input(0);
@@ -410,11 +411,6 @@ class NormalizeGradOp : public OpKernel {
       dbeta_out[k] = static_cast<float>(dbeta[k]);
     }
   }
-
- private:
-  int groups_;
-  bool batch_, relu_;
-  float epsilon_;
 };
 
 ::tensorflow::Status StatsShape(::tensorflow::shape_inference::InferenceContext* c, int input,
