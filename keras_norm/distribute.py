@@ -15,20 +15,36 @@ Keras 3.15's `model.fit` needs two small repairs under `MultiWorkerMirroredStrat
 (keras-team/keras#20585): its first-batch "symbolic build" reduces the input batch across replicas
 (which the collective ops refuse for non-tensors), and it averages the per-replica scalar metrics with
 `strategy.reduce(..., axis=0)`, which fails on scalars. `repair_keras_multi_worker` and
-`build_from_local_batch` work around both; nothing changes for the other strategies.
+`build_from_local_batch` work around both; nothing changes for the other strategies. Both reach into
+private Keras internals, so they check Keras's version first and refuse clearly outside the tested range.
 """
 
 import json
 import os
 import tempfile
 
+import keras
+import tensorflow as tf
+from keras.src import tree
+from keras.src.backend.tensorflow import trainer as tf_trainer
+
 from keras_norm.errors import KerasNormError
+
+TESTED_KERAS = ((3, 15), (3, 16))  # [low, high) of the Keras versions the repairs below were tested on
+
+
+def check_keras_version(version=None):
+    """Refuses to patch Keras internals outside the tested versions."""
+    version = version or keras.__version__
+    major_minor = tuple(int(p) for p in version.split(".")[:2])
+    low, high = TESTED_KERAS
+    if not low <= major_minor < high:
+        raise KerasNormError(f"--distribute=multi_worker repairs Keras internals tested with Keras "
+                             f"{low[0]}.{low[1]}.x only; installed: Keras {version}")
 
 
 def split_cpu(count):
     """Splits the CPU into `count` logical devices; must run before TensorFlow initializes them."""
-    import tensorflow as tf
-
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
 
@@ -56,9 +72,7 @@ def read_tf_config():
 
 def repair_keras_multi_worker():
     """Makes Keras's per-replica metric reduction average scalars across all workers (see module doc)."""
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
+    check_keras_version()
     original = getattr(tf_trainer.reduce_per_replica, "_keras_norm_original", tf_trainer.reduce_per_replica)
 
     def reduce_per_replica(values, strategy, reduction):
@@ -73,13 +87,12 @@ def repair_keras_multi_worker():
 def build_from_local_batch(model, batch):
     """Lets `model.fit` build its optimizer and metrics from `batch` (one local, undistributed batch)
     instead of reducing a distributed batch across workers, which fails (see module doc)."""
+    check_keras_version()
     original = model._maybe_symbolic_build
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: original(data_batch=batch)
 
 
 def make_strategy(name, logical_cpus=0):
-    import tensorflow as tf
-
     if logical_cpus > 1:
         split_cpu(logical_cpus)
     if name == "mirrored":
@@ -94,8 +107,6 @@ def make_strategy(name, logical_cpus=0):
 
 
 def is_multi_worker(strategy):
-    import tensorflow as tf
-
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
@@ -114,8 +125,6 @@ def worker_dir(strategy, folder_name):
 
 def shard_by_data(pipeline):
     """Every worker reads the in-memory arrays and keeps its share of the batches (no files to shard)."""
-    import tensorflow as tf
-
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return pipeline.with_options(options)

@@ -8,16 +8,23 @@ y = (x - mean) / sqrt(var + eps) (gamma = 1, beta = 0):
 * LN: one set per example n: x[n]                             -> N = 4
 * GN (G = 2): one set per example n and group g: x[n, :, :, 2g:2g+2] -> N*G = 8
 
-The NumPy results are checked against the real Keras layers; a mismatch above 1e-5 is an error.
+The NumPy results are checked against Keras's own layers, `keras.layers.BatchNormalization`,
+`keras.layers.LayerNormalization(axis=(1, 2, 3))` and `keras.layers.GroupNormalization` (LN also as
+`GroupNormalization(groups=1)`, the spelling the model uses); a mismatch above 1e-5 is an error.
 """
 
 import os
 
-import numpy as np
+import keras
+import matplotlib
 
-from keras_norm import fileio
-from keras_norm.errors import KerasNormError
-from keras_norm.model import EPSILON
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_norm import fileio  # noqa: E402
+from keras_norm.errors import KerasNormError  # noqa: E402
+from keras_norm.model import EPSILON  # noqa: E402
 
 SHAPE = (4, 2, 2, 4)  # N, H, W, C
 GN_GROUPS = 2
@@ -58,33 +65,21 @@ def normalize(x, method, eps=EPSILON):
 
 
 def keras_outputs(x, eps=EPSILON):
-    """The same batch through the real Keras layers (BN in training mode: batch statistics)."""
-    from keras_norm.quiet import import_tensorflow
-
-    import_tensorflow()
-    import keras
-
-    from keras_norm.model import normalization
-
-    x32 = x.astype("float32")
+    """The same batch through Keras's own layers (BN in training mode: batch statistics)."""
     layers = {
-        "BN": lambda: keras.layers.BatchNormalization(epsilon=eps),
-        "LN": lambda: normalization("ln", ln_impl="group"),
-        "LN (LayerNormalization)": lambda: keras.layers.LayerNormalization(axis=(1, 2, 3), epsilon=eps),
-        "GN": lambda: keras.layers.GroupNormalization(groups=GN_GROUPS, epsilon=eps),
+        "BN (BatchNormalization)": keras.layers.BatchNormalization(epsilon=eps),
+        "LN (LayerNormalization)": keras.layers.LayerNormalization(axis=(1, 2, 3), epsilon=eps),
+        "LN (GroupNormalization, groups=1)": keras.layers.GroupNormalization(groups=1, epsilon=eps),
+        "GN (GroupNormalization)": keras.layers.GroupNormalization(groups=GN_GROUPS, epsilon=eps),
     }
-    out = {}
-    for name, make in layers.items():
-        layer = make()
-        out[name] = np.asarray(layer(x32, training=True))
-    return out
+    return {name: np.asarray(layer(x.astype("float32"), training=True)) for name, layer in layers.items()}
 
 
 def check_against_keras(x, results):
     """Max |NumPy - Keras| per layer; raises KerasNormError above TOLERANCE."""
     diffs = {}
     for name, y_keras in keras_outputs(x).items():
-        y_numpy = results[name.split(" ")[0]][0]
+        y_numpy = results[name.split(" ")[0]][0]  # "LN (...)" -> the NumPy LN
         diffs[name] = float(np.max(np.abs(y_numpy - y_keras)))
         if diffs[name] > TOLERANCE:
             raise KerasNormError(f"{name}: NumPy and Keras differ by {diffs[name]:.2e} (> {TOLERANCE})")
@@ -144,29 +139,27 @@ def markdown(seed, x, results, diffs):
     return "\n".join(lines) + "\n"
 
 
+def _draw_cells(ax, x, owner):
+    """Every value as a square, coloured by the statistic it belongs to."""
+    n, h, w, c = SHAPE
+    cmap = plt.get_cmap("tab10")
+    for i, k, a, b in np.ndindex(n, c, h, w):
+        x0, y0 = k * (w + 0.6) + b, -(i * (h + 0.6) + a)
+        ax.add_patch(plt.Rectangle((x0, y0 - 1), 1, 1, fc=cmap(owner[i, a, b, k] % 10), alpha=0.45, ec="white",
+                                   lw=1.5))
+        ax.text(x0 + 0.5, y0 - 0.5, f"{x[i, a, b, k]:.1f}", ha="center", va="center", fontsize=9)
+
+
 def figure(path, x, seed):
     """The batch as an N x C grid of 2x2 cells, coloured by the statistic each value belongs to."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     n, h, w, c = SHAPE
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5.6))
-    cmap = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(3, 1, figsize=(6.5, 15))  # stacked: readable at README width
     for ax, method in zip(axes, ("BN", "LN", "GN")):
         sets = statistic_sets(method)
         owner = np.zeros(SHAPE, int)
         for s, (_, idx) in enumerate(sets):
             owner[idx] = s
-        for i in range(n):
-            for k in range(c):
-                for a in range(h):
-                    for b in range(w):
-                        x0, y0 = k * (w + 0.6) + b, -(i * (h + 0.6) + a)
-                        ax.add_patch(plt.Rectangle((x0, y0 - 1), 1, 1, fc=cmap(owner[i, a, b, k] % 10),
-                                                   alpha=0.45, ec="white", lw=1.5))
-                        ax.text(x0 + 0.5, y0 - 0.5, f"{x[i, a, b, k]:.1f}", ha="center", va="center", fontsize=7)
+        _draw_cells(ax, x, owner)
         for k in range(c):
             ax.text(k * (w + 0.6) + 1, 0.4, f"c{k + 1}", ha="center", fontsize=9)
         for i in range(n):

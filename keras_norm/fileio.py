@@ -1,8 +1,17 @@
-"""Atomic writes: a crash never leaves a half-written JSON/CSV/text result."""
+"""Atomic writes: a crash never leaves a half-written JSON, CSV or text result."""
 
 import json
 import os
 import tempfile
+
+from keras_norm.errors import KerasNormError
+
+
+def _default_mode():
+    """0666 less the process umask: what `open(path, "w")` would give (mkstemp alone gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_text(path, text):
@@ -14,6 +23,7 @@ def write_text(path, text):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -32,8 +42,6 @@ def read_json(path):
 
 def check_writable(folder):
     """Creates `folder` if needed and proves a file can be written there."""
-    from keras_norm.errors import KerasNormError
-
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".write-test-")

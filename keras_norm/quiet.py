@@ -1,15 +1,19 @@
-"""Imports TensorFlow with its C++ start-up log lines (oneDNN notice, CPU features) silenced.
+"""Quiet TensorFlow: its C++ start-up log lines would bury the one `error:` line of a failed command.
 
-TF 2.21 writes them to stderr before its logging honours TF_CPP_MIN_LOG_LEVEL; they would bury
-the single `error: ...` line that the command line promises for bad input or a diverged run.
+Importing this module (the package does) sets TF_CPP_MIN_LOG_LEVEL once for every entry point,
+spawned suite workers included. TF 2.21 still writes a few lines (oneDNN notice, CPU features) to
+stderr before its logging honours that variable, so `import_tensorflow` silences file descriptor 2
+while TensorFlow loads.
 """
 
 import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def import_tensorflow():
-    import sys
-
+    """Imports Keras and TensorFlow with stderr silenced; later imports of them are free."""
     if "tensorflow" in sys.modules:
         return
     saved = os.dup(2)
@@ -22,3 +26,9 @@ def import_tensorflow():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # retracing notes from small predict calls
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)  # SavedModel export logs every file it writes at INFO

@@ -3,6 +3,7 @@
 import math
 
 import keras
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="keras_norm")
@@ -18,8 +19,6 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         self.final_div = float(final_div)
 
     def __call__(self, step):
-        from keras import ops
-
         step = ops.cast(step, "float32")
         warm = max(1.0, self.total_steps * self.pct_start)
         rest = max(1.0, self.total_steps - warm)

@@ -9,26 +9,31 @@ report; the results go to `artifacts/batch_sweep.json` and `artifacts/batch_swee
 import os
 import time
 
-import numpy as np
+import matplotlib
 
-from keras_norm import fileio
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_norm import fileio, parallel  # noqa: E402
 
 BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
 NORMS = ("bn", "gn", "ln")
 REFERENCE_BATCH = 128
 
 
-def configs(base, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=(0,)):
+def configs(base, epochs, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=(0,)):
     out = []
     for norm in norms:
         for b in batch_sizes:
             for seed in seeds:
                 out.append(base.replace(
-                    norm=norm, l1=0.0, l2=0.0, batch_size=b, seed=seed, epochs=base.sweep_epochs,
-                    lr=base.lr * b / REFERENCE_BATCH, run_name=f"{norm}_bs{b}", export=False,
+                    norm=norm, l1=0.0, l2=0.0, batch_size=b, seed=seed, epochs=epochs,
+                    lr=base.learning.lr * b / REFERENCE_BATCH, export=False,
+                    run_name=f"{norm}_bs{b}" + (f"_seed-{seed}" if seed else ""),
                     # Many tiny steps: run several per compiled call (same updates, less overhead).
-                    steps_per_execution=max(base.steps_per_execution, 64 // b),
-                    artifacts_dir=os.path.join(base.artifacts_dir, "sweep")))
+                    steps_per_execution=max(base.runtime.steps_per_execution, 64 // b),
+                    artifacts_dir=os.path.join(base.outputs.artifacts_dir, "sweep")))
     return out
 
 
@@ -47,11 +52,6 @@ def summarize(results, batch_sizes, norms, seeds, epochs):
 
 
 def plot(path, sweep):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = {"bn": "BatchNorm (inference mode)", "gn": "GroupNorm (4 groups)", "ln": "LayerNorm", "none": "no norm"}
     fig, ax = plt.subplots(figsize=(8, 5))
     for norm, errors in sweep["test_error"].items():
@@ -76,24 +76,23 @@ def plot(path, sweep):
     plt.close(fig)
 
 
-def run(base, jobs=None, log=print, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=None):
-    from keras_norm import suites
-
-    seeds = tuple(range(base.sweep_seeds)) if seeds is None else seeds
-    fileio.check_writable(base.artifacts_dir)
-    todo = configs(base, batch_sizes, norms, seeds)
+def run(base, options, log=print, batch_sizes=BATCH_SIZES, norms=NORMS):
+    """Trains every cell (skipping finished ones); writes batch_sweep.json and batch_sweep.png."""
+    seeds, epochs = tuple(range(options.sweep_seeds)), options.sweep_epochs
+    fileio.check_writable(base.outputs.artifacts_dir)
+    todo = configs(base, epochs, batch_sizes, norms, seeds)
     start = time.time()
-    log(f"suite batch_sweep: {len(todo)} runs of {base.sweep_epochs} epoch(s)")
-    results = suites.train_all(todo, jobs)
+    log(f"suite batch_sweep: {len(todo)} runs of {epochs} epoch(s)")
+    results = parallel.train_all(todo, options.jobs)
     for config, result in zip(todo, results):
-        result["batch_size"] = config.batch_size
-    sweep = summarize(results, batch_sizes, norms, seeds, base.sweep_epochs)
+        result["batch_size"] = config.learning.batch_size
+    sweep = summarize(results, batch_sizes, norms, seeds, epochs)
     dataset = next((r["dataset"] for r in results if "dataset" in r), {})
     sweep["train_size"], sweep["test_size"] = dataset.get("train_size"), dataset.get("test_size")
-    sweep["lr_rule"] = f"lr = {base.lr:g} * batch_size / {REFERENCE_BATCH}, {base.schedule} schedule"
+    sweep["lr_rule"] = f"lr = {base.learning.lr:g} * batch_size / {REFERENCE_BATCH}, {base.learning.schedule} schedule"
     sweep["wall_seconds"] = round(time.time() - start, 1)
-    suites.raise_failures("batch_sweep", results)
-    fileio.write_json(os.path.join(base.artifacts_dir, "batch_sweep.json"), sweep)
-    plot(os.path.join(base.artifacts_dir, "batch_sweep.png"), sweep)
+    parallel.raise_failures("batch_sweep", results)
+    fileio.write_json(os.path.join(base.outputs.artifacts_dir, "batch_sweep.json"), sweep)
+    plot(os.path.join(base.outputs.artifacts_dir, "batch_sweep.png"), sweep)
     log(f"suite batch_sweep: done in {sweep['wall_seconds'] / 60:.1f} min")
     return sweep

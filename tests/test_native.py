@@ -8,12 +8,9 @@ from unittest import mock
 
 import numpy as np
 
-from keras_norm.quiet import import_tensorflow
+import tensorflow as tf
 
-import_tensorflow()
-import tensorflow as tf  # noqa: E402
-
-from keras_norm import fused, native  # noqa: E402
+from keras_norm.engine import fused, native
 
 HAS_COMPILER = bool(os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++"))
 

@@ -8,6 +8,7 @@ import unittest
 import numpy as np
 
 from keras_norm import fileio, report
+from keras_norm.errors import KerasNormError
 from tests import helpers
 
 
@@ -55,29 +56,26 @@ class ReportTest(unittest.TestCase):
         self.assertIn("left out ln_sample", err)
         with open(os.path.join(self.artifacts, "results.json")) as f:
             self.assertEqual([r["name"] for r in json.load(f)["runs"]], ["bn_l1-1e-05", "gn_l1-1e-05"])
-        with self.assertRaises(report.KerasNormError):
+        with self.assertRaises(KerasNormError):
             self.render(runs=["bn_l1-1e-05", "ln_sample"])
         self.render(runs=["ln_sample"])  # alone it renders
         with open(os.path.join(self.artifacts, "results.json")) as f:
             self.assertEqual([r["name"] for r in json.load(f)["runs"]], ["ln_sample"])
 
-    def test_every_png_has_size_and_content(self):
+    def test_every_figure_is_written_and_not_blank(self):
         import matplotlib.image
 
         written, _ = self.render()
-        sizes = {"graph1_test_loss.png": (750, 1200), "graph2_test_accuracy.png": (750, 1200),
-                 "training_curves.png": (1200, 1800), "misclassified_bn_l1-1e-05.png": (1440, 630)}
-        for name, (h, w) in sizes.items():
+        for name in ("graph1_test_loss.png", "graph2_test_accuracy.png", "training_curves.png",
+                     "misclassified_bn_l1-1e-05.png", "misclassified_gn_l1-1e-05.png"):
             with self.subTest(name=name):
                 path = os.path.join(self.artifacts, name)
                 self.assertIn(path, written)
-                image = matplotlib.image.imread(path)
-                self.assertEqual(image.shape[:2], (h, w))
-                self.assertGreater(float(image[..., :3].std()), 0.05)  # not blank
+                self.assertGreater(float(matplotlib.image.imread(path)[..., :3].std()), 0.05)  # not blank
 
     def test_results_json_schema_and_order(self):
         self.render()
-        results = json.load(open(os.path.join(self.artifacts, "results.json")))
+        results = helpers.read_json(os.path.join(self.artifacts, "results.json"))
         self.assertEqual([r["name"] for r in results["runs"]], ["bn_l1-1e-05", "gn_l1-1e-05"])
         entry = results["runs"][0]
         self.assertEqual(list(entry), ["name", "norm", "l1", "l2", "params", "dataset", "train_size", "test_size",
@@ -86,9 +84,9 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(entry["seeds"], [0, 1, 2])
         self.assertEqual(len(entry["final_test_accuracy"]), 3)
         self.assertEqual(entry["epoch_seconds"], [13.5] * 3)
-        history = json.load(open(os.path.join(self.artifacts, "runs", "bn_l1-1e-05", "history.json")))["epochs"]
+        history = helpers.read_json(os.path.join(self.artifacts, "runs", "bn_l1-1e-05", "history.json"))["epochs"]
         self.assertAlmostEqual(entry["best_test_accuracy"][0], max(r["val_accuracy"] for r in history), places=6)
-        markdown = open(os.path.join(self.artifacts, "report.md")).read()
+        markdown = helpers.read_text(os.path.join(self.artifacts, "report.md"))
         self.assertIn("| bn_l1-1e-05 | bn |", markdown)
 
     def test_malformed_history_is_reported_and_others_render(self):
@@ -98,7 +96,7 @@ class ReportTest(unittest.TestCase):
         written, err = self.render()
         self.assertIn("skipping gn_l1-1e-05_seed-2", err)
         self.assertEqual(len([line for line in err.splitlines() if "skipping" in line]), 1)
-        results = json.load(open(os.path.join(self.artifacts, "results.json")))
+        results = helpers.read_json(os.path.join(self.artifacts, "results.json"))
         self.assertEqual(results["runs"][1]["seeds"], [0, 1])
         self.assertTrue(os.path.exists(os.path.join(self.artifacts, "graph1_test_loss.png")))
 
@@ -106,13 +104,13 @@ class ReportTest(unittest.TestCase):
         folder = os.path.join(self.artifacts, "runs", "gn_l1-1e-05_seed-2")
         fileio.write_json(os.path.join(folder, "metrics.json"), {"status": "failed", "reason": "loss became NaN"})
         self.render()
-        results = json.load(open(os.path.join(self.artifacts, "results.json")))
+        results = helpers.read_json(os.path.join(self.artifacts, "results.json"))
         self.assertEqual(results["runs"][1]["seeds"], [0, 1])
-        self.assertIn("loss became NaN", open(os.path.join(self.artifacts, "report.md")).read())
+        self.assertIn("loss became NaN", helpers.read_text(os.path.join(self.artifacts, "report.md")))
 
     def test_run_selection(self):
         self.render(runs=["gn_l1-1e-05"])
-        results = json.load(open(os.path.join(self.artifacts, "results.json")))
+        results = helpers.read_json(os.path.join(self.artifacts, "results.json"))
         self.assertEqual([r["name"] for r in results["runs"]], ["gn_l1-1e-05"])
 
 

@@ -15,7 +15,7 @@ from tests import helpers
 
 
 def history(folder):
-    return json.load(open(os.path.join(folder, "history.json")))["epochs"]
+    return helpers.read_json(os.path.join(folder, "history.json"))["epochs"]
 
 
 class ResumeTest(unittest.TestCase):
@@ -54,7 +54,7 @@ class ResumeTest(unittest.TestCase):
             with open(os.path.join(folder, "history.csv")) as f:
                 rows = f.read().strip().splitlines()
             self.assertEqual([r.split(",")[0] for r in rows[1:]], ["1", "2", "3", "4", "5", "6"])
-            self.assertEqual(json.load(open(os.path.join(folder, "metrics.json")))["status"], "finished")
+            self.assertEqual(helpers.read_json(os.path.join(folder, "metrics.json"))["status"], "finished")
             # It resumed rather than started over: it printed fewer than 6 epochs.
             printed = re.findall(r" epoch (\d+)/6", done.stdout)
             self.assertEqual(printed[-1], "6")
@@ -86,7 +86,7 @@ class DivergenceTest(unittest.TestCase):
             self.assertNotEqual(code, 0)
             self.assertEqual(len(err.strip().splitlines()), 1, err)
             self.assertIn("diverged", err)
-            metrics = json.load(open(os.path.join(tmp, "artifacts", "runs", "none", "metrics.json")))
+            metrics = helpers.read_json(os.path.join(tmp, "artifacts", "runs", "none", "metrics.json"))
             self.assertEqual(metrics["status"], "failed")
             self.assertFalse(os.path.exists(os.path.join(tmp, "artifacts", "runs", "none", "backup")))
 
@@ -98,7 +98,7 @@ class AtomicWriteTest(unittest.TestCase):
             fileio.write_json(path, {"ok": 1})
             with self.assertRaises(TypeError):
                 fileio.write_json(path, {"bad": object()})
-            self.assertEqual(json.load(open(path)), {"ok": 1})
+            self.assertEqual(helpers.read_json(path), {"ok": 1})
             self.assertEqual(os.listdir(tmp), ["metrics.json"])
 
 

@@ -5,8 +5,8 @@ import unittest
 
 import numpy as np
 
-from keras_norm import data, train
-from keras_norm.config import Config
+from keras_norm import data, evaluate, train
+from keras_norm.config import RunConfig
 from keras_norm.errors import KerasNormError
 from tests import helpers
 
@@ -14,13 +14,14 @@ RUN_FILES = ("config.json", "history.json", "history.csv", "metrics.json", "summ
              "misclassified.json", "saved_model")
 
 
+
 class TrainTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.npz = helpers.write_small_npz(cls.tmp.name, n_train=384, n_test=128)
-        cls.config = Config(norm="ln", l2=1e-3, epochs=1, batch_size=32, data_path=cls.npz,
-                            artifacts_dir=os.path.join(cls.tmp.name, "artifacts"))
+        cls.config = RunConfig.create(norm="ln", l2=1e-3, epochs=1, batch_size=32, data_path=cls.npz,
+                                      artifacts_dir=os.path.join(cls.tmp.name, "artifacts"))
         cls.metrics = train.train(cls.config, log=lambda *a, **k: None, verbose=0)
         cls.folder = train.run_dir(cls.config)
 
@@ -32,25 +33,27 @@ class TrainTest(unittest.TestCase):
         self.assertEqual(os.path.basename(self.folder), "ln_l2-0.001_epochs-1_bs-32")
         for name in RUN_FILES:
             self.assertTrue(os.path.exists(os.path.join(self.folder, name)), name)
-        config = json.load(open(os.path.join(self.folder, "config.json")))
+        config = helpers.read_json(os.path.join(self.folder, "config.json"))
         self.assertEqual(config["flags"]["l2"], 1e-3)
         self.assertEqual(config["dataset"]["train_size"], 384)
         self.assertIn("tensorflow", config["versions"])
-        history = json.load(open(os.path.join(self.folder, "history.json")))["epochs"]
+        history = helpers.read_json(os.path.join(self.folder, "history.json"))["epochs"]
         self.assertEqual([r["epoch"] for r in history], [1])
         with open(os.path.join(self.folder, "history.csv")) as f:
             self.assertEqual(len(f.read().strip().splitlines()), 2)
         self.assertEqual(self.metrics["status"], "finished")
         self.assertEqual(self.metrics["final_test_accuracy"], history[-1]["val_accuracy"])
         self.assertLess(self.metrics["params"], 8000)
-        self.assertIn("Total params", open(os.path.join(self.folder, "summary.txt")).read())
+        self.assertIn("Total params", helpers.read_text(os.path.join(self.folder, "summary.txt")))
         self.assertFalse(os.path.exists(os.path.join(self.folder, "backup")))
 
-    def test_saved_model_returns_the_same_logits(self):
+    def test_model_keras_is_plain_keras_and_the_saved_model_returns_the_same_logits(self):
         import keras
         import tensorflow as tf
 
         model = keras.saving.load_model(os.path.join(self.folder, "model.keras"), safe_mode=True)
+        # Trained with the speed engine, saved as the Keras model: no project class inside.
+        self.assertTrue(all(type(layer).__module__.startswith("keras.") for layer in model.layers))
         exported = tf.saved_model.load(os.path.join(self.folder, "saved_model"))
         x = data.load(self.npz).x_test[:32]
         diff = np.abs(np.asarray(model(x, training=False)) - exported.serve(tf.constant(x)).numpy()).max()
@@ -63,7 +66,7 @@ class TrainTest(unittest.TestCase):
         ds = data.load(self.npz)
         pred = np.asarray(model.predict(ds.x_test, verbose=0)).argmax(1)
         wrong = np.flatnonzero(pred != ds.y_test)
-        picked = train.misclassified(model, ds)
+        picked = evaluate.misclassified(model, ds)
         self.assertEqual([i["index"] for i in picked["images"]], wrong[:10].tolist())
         self.assertEqual(picked["errors"], len(wrong))
         for item in picked["images"]:
@@ -75,11 +78,17 @@ class TrainTest(unittest.TestCase):
         self.assertTrue(again.get("skipped"))
         self.assertEqual(again["final_test_accuracy"], self.metrics["final_test_accuracy"])
 
+    def test_keras_layers_train_too(self):
+        config = self.config.replace(fast=False, export=False, run_name="plain")
+        metrics = train.train(config, log=lambda *a, **k: None, verbose=0)
+        self.assertEqual(metrics["status"], "finished")
+        self.assertEqual(metrics["params"], self.metrics["params"])
+
     def test_divergence_marks_run_failed(self):
         config = self.config.replace(norm="none", l2=0.0, lr=1e6, schedule="constant", export=False)
         with self.assertRaisesRegex(KerasNormError, "diverged"):
             train.train(config, log=lambda *a, **k: None, verbose=0)
-        metrics = json.load(open(os.path.join(train.run_dir(config), "metrics.json")))
+        metrics = helpers.read_json(os.path.join(train.run_dir(config), "metrics.json"))
         self.assertEqual(metrics["status"], "failed")
         self.assertIn("NaN", metrics["reason"])
 

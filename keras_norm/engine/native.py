@@ -1,4 +1,4 @@
-"""The project's C++ normalization kernel (keras_norm/kernels/normalize.cc), built on first use.
+"""The project's C++ normalization kernel (kernels/normalize.cc beside this file), built on first use.
 
 TensorFlow computes GroupNormalization (and LayerNormalization over (H, W, C), its groups = 1 case)
 as a chain of broadcasting element-wise ops, each a pass over the activations; on this project's
@@ -23,6 +23,8 @@ import sys
 import tempfile
 import threading
 
+import tensorflow as tf
+
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels", "normalize.cc")
 _state = {}  # "ops": the loaded module or None, "why": the reason it is None
 _lock = threading.Lock()  # mirrored replicas trace layers on several threads
@@ -34,8 +36,6 @@ def cache_dir():
 
 
 def _compile_command(output):
-    import tensorflow as tf
-
     compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if compiler is None:
         raise RuntimeError("no C++ compiler (g++ or c++) on PATH")
@@ -54,8 +54,6 @@ def _cpu_has(flag):
 
 
 def _library_path(command):
-    import tensorflow as tf
-
     key = hashlib.sha256()
     with open(SOURCE, "rb") as f:
         key.update(f.read())
@@ -97,8 +95,6 @@ def load():
                 why = "KERAS_NORM_NATIVE=0"
             else:
                 try:
-                    import tensorflow as tf
-
                     ops = tf.load_op_library(_build())
                 except Exception as e:  # any failure means: use TensorFlow ops instead
                     why = f"{type(e).__name__}: {e}".splitlines()[0]
@@ -118,10 +114,8 @@ def normalize(x, gamma, beta, epsilon, groups=1, batch=False, relu=False):
     batch=True: BatchNormalization's training statistics (per channel over N, H, W); otherwise group
     normalization with `groups` groups (1: LayerNormalization over (H, W, C)). relu=True applies a ReLU
     to the result. Returns (y, mean, variance); mean and variance (biased) have shape (C,) for batch
-    statistics and (N, groups) otherwise, and carry no gradient. Same values as keras_norm.fused's
-    TensorFlow ops (to float32 round-off); requires `load()` to succeed."""
-    import tensorflow as tf
-
+    statistics and (N, groups) otherwise, and carry no gradient. Same values as the TensorFlow ops of
+    fused.py (to float32 round-off); requires `load()` to succeed."""
     ops = load()
     attrs = dict(groups=groups, batch=batch, epsilon=epsilon, relu=relu)
 

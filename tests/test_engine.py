@@ -1,16 +1,15 @@
-"""The fused layers compute what Keras's own layers compute: outputs, gradients, moving statistics."""
+"""The speed engine computes what Keras's own layers compute: per layer and for the whole model."""
 
 import unittest
 
 import numpy as np
 
-from keras_norm.quiet import import_tensorflow
+import keras
+import tensorflow as tf
 
-import_tensorflow()
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from keras_norm import fused  # noqa: E402
+from keras_norm import engine
+from keras_norm import model as model_lib
+from keras_norm.engine import fused
 
 
 def forward_backward(layer, x, dy, training):
@@ -89,21 +88,60 @@ class FusedLayersTest(unittest.TestCase):
                 self.assert_same(forward_backward(with_activation(k, kwargs), self.x, self.dy, False),
                                  forward_backward(f, self.x, self.dy, False))
 
-    def test_fused_layers_round_trip_through_model_keras(self):
+
+
+class AccelerateTest(unittest.TestCase):
+    """`engine.accelerate` swaps Keras's norm layers (and the ReLU after them) for the fast ones, nothing else."""
+
+    def test_the_fast_copy_computes_the_same_function_and_gradients(self):
+        x = np.random.default_rng(0).normal(size=(16, 28, 28, 1)).astype("float32")  # standardized, like MNIST here
+        y = np.arange(16) % 10
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        keras.utils.set_random_seed(0)
+        for norm in ("bn", "gn", "ln", "none"):  # the study's norms (instance norm: per layer, TestFusedLayers)
+            model = model_lib.build_model(norm, dropout=0.0, l2=1e-3)  # no random masks in training mode
+            fast = engine.accelerate(model)
+            for training in (True, False):  # training runs the C++ kernel, inference TensorFlow ops
+                with self.subTest(norm=norm, training=training):
+                    grads = []
+                    for m in (model, fast):
+                        with tf.GradientTape() as tape:
+                            value = loss(y, m(x, training=training)) + tf.add_n(m.losses)
+                        grads.append([g.numpy() for g in tape.gradient(value, m.trainable_weights)])
+                    np.testing.assert_allclose(fast(x, training=training).numpy(),
+                                               model(x, training=training).numpy(), atol=2e-5)
+                    for g_model, g_fast in zip(*grads):
+                        self.assertLess(relative_error(g_model, g_fast), 1e-3)
+
+    def test_only_norms_and_their_relus_are_swapped(self):
+        for norm, ln_impl in (("bn", "group"), ("gn", "group"), ("ln", "layer")):
+            with self.subTest(norm=norm, ln_impl=ln_impl):
+                model = model_lib.build_model(norm, ln_impl=ln_impl)
+                fast = engine.accelerate(model)
+                self.assertEqual([w.path for w in fast.weights], [w.path for w in model.weights])
+                for before, after in zip(model.layers, fast.layers):
+                    self.assertEqual(before.name, after.name)
+                    if type(before) in engine.NORM_CLASSES:
+                        self.assertIsInstance(after, type(before))
+                        self.assertEqual(after.activation, "relu")
+                    elif isinstance(before, keras.layers.ReLU) and ln_impl == "group":
+                        self.assertIsInstance(after, keras.layers.Identity)
+                    else:  # LayerNormalization and everything else stay Keras's own
+                        self.assertIs(type(after), type(before))
+
+    def test_fast_layers_round_trip_through_model_keras(self):
         import os
         import tempfile
 
-        from keras_norm import model as model_lib
-
+        x = np.random.default_rng(1).normal(size=(2, 28, 28, 1)).astype("float32")
         for norm in ("bn", "gn"):
             with self.subTest(norm=norm), tempfile.TemporaryDirectory() as tmp:
-                model = model_lib.build_model(norm)
-                x = self.x.numpy()[:2, :, :, :1].repeat(5, axis=1).repeat(5, axis=2)[:, :28, :28]
+                fast = engine.accelerate(model_lib.build_model(norm))
                 path = os.path.join(tmp, "m.keras")
-                model.save(path)
+                fast.save(path)
                 loaded = keras.saving.load_model(path)
-                self.assertIs(type(loaded.get_layer(f"conv1_{norm}")), type(model.get_layer(f"conv1_{norm}")))
-                np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+                self.assertIs(type(loaded.get_layer(f"conv1_{norm}")), type(fast.get_layer(f"conv1_{norm}")))
+                np.testing.assert_allclose(loaded.predict(x, verbose=0), fast.predict(x, verbose=0), atol=1e-6)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ only the ops that compute them differ. Both take two extra arguments:
 
 * ``activation=None | "relu"``: the ReLU that follows the norm in the model, computed inside the layer
   (y = max(norm(x), 0)), so that the C++ kernel can fuse it;
-* ``native=True``: in training, the project's C++ kernel (keras_norm/native.py,
-  keras_norm/kernels/normalize.cc) computes norm, ReLU and their gradient in two passes over the
+* ``native=True``: in training, the project's C++ kernel (keras_norm/engine/native.py,
+  keras_norm/engine/kernels/normalize.cc) computes norm, ReLU and their gradient in two passes over the
   activations each way, when it can be built. Inference, and so an exported SavedModel, always uses
   TensorFlow ops, which need nothing beyond TensorFlow.
 
@@ -29,16 +29,14 @@ Without the kernel (native=False, or no C++ compiler):
 import keras
 import tensorflow as tf
 
+from keras_norm.engine import native as native_lib
+
 ACTIVATIONS = (None, "relu")
 
 
 def _native_ops(native):
-    """keras_norm.native if the layer may and can use the C++ kernel, else None."""
-    if not native:
-        return None
-    from keras_norm import native as native_lib
-
-    return native_lib if native_lib.load() is not None else None
+    """The C++ kernel's module if the layer may and can use it, else None."""
+    return native_lib if native and native_lib.load() is not None else None
 
 
 class _FusedMixin:
@@ -56,7 +54,7 @@ class _FusedMixin:
         return {**super().get_config(), "activation": self.activation, "native": self.native}
 
 
-@keras.saving.register_keras_serializable(package="keras_norm")
+@keras.saving.register_keras_serializable(package="keras_norm.engine")
 class FusedBatchNormalization(_FusedMixin, keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` (then an optional ReLU) computed by one kernel in training."""
 
@@ -144,7 +142,7 @@ def group_norm(x, gamma, beta, groups, epsilon):
     return _group_norm(x, gamma, beta)
 
 
-@keras.saving.register_keras_serializable(package="keras_norm")
+@keras.saving.register_keras_serializable(package="keras_norm.engine")
 class FusedGroupNormalization(_FusedMixin, keras.layers.GroupNormalization):
     """`keras.layers.GroupNormalization` (then an optional ReLU) for channels-last 4-D inputs."""
 

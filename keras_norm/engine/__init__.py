@@ -1,0 +1,74 @@
+"""The speed engine: the same model, computed by faster layers. The study never needs it.
+
+`accelerate(model)` returns a copy of a Keras model in which every `keras.layers.BatchNormalization`
+and `keras.layers.GroupNormalization` (LayerNormalization over (H, W, C) is GroupNormalization with one
+group here) is replaced by a subclass that computes the same thing with faster ops, and a `ReLU` layer
+right after such a norm is folded into it (the norm layer applies the ReLU; an `Identity` takes the
+ReLU's place). The copy starts with the model's weights, in the same order, so
+`model.set_weights(fast.get_weights())` carries training back to the plain Keras model.
+
+* fused.py: `FusedBatchNormalization`, `FusedGroupNormalization` (TensorFlow ops, hand-written backward);
+* native.py, kernels/normalize.cc: the C++ kernel that trains norm + ReLU in two passes over the
+  activations each way, compiled on first use; without a compiler the fused TensorFlow ops are used;
+* bench.py: the benchmark that measures all of it against Keras's own layers.
+
+Only training uses the kernel: in inference the fast layers use TensorFlow ops, and the project saves
+and exports the plain Keras model. tests/test_engine.py proves the swapped model computes what the
+Keras model computes (outputs, gradients, moving statistics).
+"""
+
+import keras
+
+from keras_norm.engine import fused, native
+
+NORM_CLASSES = {keras.layers.BatchNormalization: fused.FusedBatchNormalization,
+                keras.layers.GroupNormalization: fused.FusedGroupNormalization}
+
+
+def kernel_status():
+    """'' when the C++ kernel is in use, else why not (the fast layers then use TensorFlow ops)."""
+    return "" if native.load() is not None else native.why_not()
+
+
+def _consumers(model):
+    """{layer name: [layers that take its output]} over the functional graph."""
+    consumers = {}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                consumers.setdefault(tensor._keras_history.operation.name, []).append(layer)
+    return consumers
+
+
+def relu_after_norm(model):
+    """{norm layer name: name of the ReLU layer that alone consumes its output}, for the norms swapped."""
+    consumers = _consumers(model)
+    pairs = {}
+    for layer in model.layers:
+        after = consumers.get(layer.name, [])
+        if type(layer) in NORM_CLASSES and len(after) == 1 and type(after[0]) is keras.layers.ReLU:
+            relu = after[0]
+            if relu.max_value is None and relu.negative_slope == 0 and relu.threshold == 0:
+                pairs[layer.name] = relu.name
+    return pairs
+
+
+def accelerate(model, native_kernel=True):
+    """A copy of functional `model` with faster norm layers (see the module doc), same weights.
+
+    `native_kernel=False` keeps the fast layers on TensorFlow ops (the benchmark's `fused_norm` lever)."""
+    pairs = relu_after_norm(model)
+    folded = set(pairs.values())
+
+    def swap(layer):
+        fast = NORM_CLASSES.get(type(layer))
+        if fast is not None:
+            return fast(activation="relu" if layer.name in pairs else None, native=native_kernel,
+                        **layer.get_config())
+        if layer.name in folded:
+            return keras.layers.Identity(name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=swap)
+    copy.set_weights(model.get_weights())
+    return copy

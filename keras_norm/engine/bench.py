@@ -1,0 +1,176 @@
+"""Training-speed benchmark: the project's training path against plain `model.fit` on NumPy arrays.
+
+    python main.py --bench --data_path=../shared/data/mnist.npz [--bench_steps=100 --bench_repeats=7] [--bench_levers]
+
+For each norm it builds the project's default model twice with the same weights:
+
+* baseline: Keras's own normalization layers, `model.fit(x, y, batch_size=...)` on NumPy arrays,
+  Keras defaults otherwise (same optimizer, loss and batch size as the project, one step per call);
+* project: the training path of `main.py`: the model after `engine.accelerate` (each norm and the
+  ReLU after it as one C++ kernel, native.py), the tf.data pipeline of keras_norm/pipeline.py
+  (shuffle, random rotation, prefetch) and `steps_per_execution`.
+
+It warms both up, then times `steps` training steps of each, interleaved, `repeats` times (the median
+counts), and prints one JSON line per norm plus one with the peak resident memory of the process.
+Each timing runs inside one `fit` call, from the end of its first executed step to the end of its last
+(a callback notes the times): the seconds `fit` spends creating and tearing down its input iterator
+are left out. They are not small here: TensorFlow's tf.data autotuning thread sleeps with a doubling
+period (10 ms, 20 ms, ... 2.56 s), and ending an iterator can wait for its next wake-up, so timing
+whole `fit` calls rounded many of them up to 2.56 s or 5.11 s and made ratios swing by 2x. (A training
+run makes one iterator per epoch, so whatever it waits there is spread over 938 steps.)
+`--bench_levers` adds one line per norm and lever, each lever alone on top of the baseline. Times on a
+shared machine drift, so only ratios measured within one run (`speedup`) are meaningful.
+"""
+
+import json
+import resource
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_norm import data, engine, pipeline, train
+from keras_norm import model as model_lib
+from keras_norm.config import Learning, Runtime
+from keras_norm.engine import native
+from keras_norm.errors import KerasNormError
+
+# Each lever alone, on top of the baseline (see `_lever_setup`).
+LEVERS = ("fused_norm", "native_kernel", "steps_per_execution_8", "tf_data_cached", "tf_data_rotation", "mixed_bfloat16")
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Notes (end step, time) after every call of the compiled training function (the benchmark's clock)."""
+
+    def __init__(self):
+        super().__init__()
+        self.marks = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.marks.append((batch, time.perf_counter()))
+
+
+def _fit_seconds_per_step(model, x, y=None, steps=None, batch_size=None):
+    """Seconds per training step inside one `fit`, from the end of its first executed step to the end of
+    its last: creating and tearing down the input iterator (a tf.data shuffle buffer to fill, a background
+    thread to stop) is left out, for the baseline and the project alike."""
+    timer = StepTimer()
+    if y is None:
+        model.fit(x, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer])
+    else:
+        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True, callbacks=[timer])
+    (first_step, first_time), (last_step, last_time) = timer.marks[0], timer.marks[-1]
+    return (last_time - first_time) / max(1, last_step - first_step)
+
+
+class _Contender:
+    """One model and how it is fed; `run(steps)` trains about that many steps and returns seconds per step."""
+
+    def __init__(self, model, pipeline=None, arrays=None, batch_size=None):
+        self.model, self.pipeline, self.arrays, self.batch_size = model, pipeline, arrays, batch_size
+
+    def run(self, steps):
+        if self.pipeline is not None:
+            return _fit_seconds_per_step(self.model, self.pipeline, steps=steps)
+        x, y = self.arrays
+        n = steps * self.batch_size
+        return _fit_seconds_per_step(self.model, x[:n], y[:n], batch_size=self.batch_size)
+
+
+def _build(learning, spe, weights, fast=False, native_kernel=True, policy="float32"):
+    """The default model (Keras's layers, or the engine's copy) compiled as the project compiles it."""
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = model_lib.build_from_config(learning)
+        if fast:
+            model = engine.accelerate(model, native_kernel=native_kernel)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    if weights is not None:
+        model.set_weights(weights)
+    train.compile_model(model, learning, spe, steps_per_epoch=1000)
+    return model
+
+
+def _lever_setup(lever, learning, dataset, weights):
+    """The baseline plus one lever."""
+    arrays, batch = (dataset.x_train, dataset.y_train), learning.batch_size
+    if lever == "fused_norm":  # the engine's layers on TensorFlow ops only
+        return _Contender(_build(learning, 1, weights, fast=True, native_kernel=False), arrays=arrays, batch_size=batch)
+    if lever == "native_kernel":  # the same, with norm + ReLU as one C++ kernel
+        return _Contender(_build(learning, 1, weights, fast=True), arrays=arrays, batch_size=batch)
+    if lever == "tf_data_cached":
+        pipe = (tf.data.Dataset.from_tensor_slices(arrays).cache().shuffle(len(dataset.y_train), seed=0)
+                .batch(batch).repeat().prefetch(tf.data.AUTOTUNE))
+        return _Contender(_build(learning, 1, weights), pipeline=pipe)
+    if lever == "tf_data_rotation":  # the project's input pipeline, augmentation included: what it costs
+        return _Contender(_build(learning, 1, weights), pipeline=_project_pipeline(learning, dataset))
+    if lever == "steps_per_execution_8":
+        return _Contender(_build(learning, 8, weights), arrays=arrays, batch_size=batch)
+    if lever == "mixed_bfloat16":
+        return _Contender(_build(learning, 1, weights, policy="mixed_bfloat16"), arrays=arrays, batch_size=batch)
+    raise ValueError(lever)
+
+
+def _project_pipeline(learning, dataset):
+    return pipeline.train_pipeline(dataset, learning.batch_size, seed=0, augment=learning.augment,
+                                   rotation_degrees=learning.rotation_degrees).repeat()
+
+
+def _time(contenders, steps, repeats, warmup):
+    """Median images/s of each contender: a warm-up (tracing, thread pools), then interleaved repeats."""
+    for c in contenders.values():
+        c.run(warmup)
+    seconds = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, c in contenders.items():
+            seconds[name].append(c.run(steps))
+    return {name: float(np.median(s)) for name, s in seconds.items()}
+
+
+def bench_norm(norm, dataset, steps, repeats, levers=False):
+    """Returns a list of result dicts: the project's line first, then one per lever."""
+    learning, spe = Learning(norm=norm), Runtime().steps_per_execution
+    batch = learning.batch_size
+    keras.utils.set_random_seed(0)
+    baseline = _build(learning, 1, None)  # Keras's own layers, one step per call
+    weights = baseline.get_weights()  # every contender starts from the same weights
+    contenders = {
+        "baseline": _Contender(baseline, arrays=(dataset.x_train, dataset.y_train), batch_size=batch),
+        "project": _Contender(_build(learning, spe, weights, fast=True), pipeline=_project_pipeline(learning, dataset)),
+    }
+    if levers:
+        contenders.update({lever: _lever_setup(lever, learning, dataset, weights) for lever in LEVERS})
+    seconds = _time(contenders, steps, repeats, warmup=max(2 * spe, steps // 5))
+    ips = {name: batch / s for name, s in seconds.items()}
+    base = ips["baseline"]
+    # False: the C++ kernel could not be built, and the norms ran on TensorFlow ops (native.why_not() says why).
+    common = {"steps": steps, "repeats": repeats, "batch_size": batch, "native_kernel": native.load() is not None}
+    out = [{"norm": norm, "baseline_images_per_sec": round(base, 1), "images_per_sec": round(ips["project"], 1),
+            "speedup": round(ips["project"] / base, 3), **common}]
+    for lever in LEVERS if levers else ():
+        out.append({"norm": norm, "lever": lever, "baseline_images_per_sec": round(base, 1),
+                    "images_per_sec": round(ips[lever], 1), "speedup": round(ips[lever] / base, 3), **common})
+    return out
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far, MB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)  # Linux: KiB
+
+
+def run(options, data_path=None, threads=0, out=print):
+    """Prints one JSON line per norm (and lever), then one with the peak memory of the process.
+
+    `options`: a validated config.BenchOptions."""
+    steps, batch = options.steps, Learning().batch_size
+    dataset = data.load(data_path, train_limit=steps * batch)
+    if len(dataset.y_train) < steps * batch:
+        raise KerasNormError(f"{steps} steps of {batch} need {steps * batch} training images, "
+                             f"the data has {len(dataset.y_train)}")
+    train.set_threads(threads)  # thread pools are per process: compare settings by their images/s
+    for norm in options.norms:
+        for line in bench_norm(norm, dataset, steps, options.repeats, levers=options.levers):
+            out(json.dumps(line), flush=True)
+    out(json.dumps({"peak_rss_mb": peak_rss_mb(), "threads": threads}), flush=True)

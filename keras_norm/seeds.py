@@ -1,0 +1,42 @@
+"""The main experiment (`--suite=seeds`): the assignment's three variants, each over several seeds."""
+
+import os
+import time
+
+from keras_norm import fileio, parallel
+
+SEEDS = (0, 1, 2)
+# The three variants of the assignment: BN + L1 + L2, GN + L1, LN + L2 (the user's own example).
+VARIANTS = (
+    dict(norm="bn", l1=1e-5, l2=1e-4),
+    dict(norm="gn", l1=1e-5, l2=0.0),
+    dict(norm="ln", l1=0.0, l2=1e-3),
+)
+
+
+def configs(base):
+    return [base.replace(seed=s, **v) for v in VARIANTS for s in SEEDS]
+
+
+def run(base, options, log=print):
+    """Trains the suite from the `base` config; writes and returns suite.json's content."""
+    todo = configs(base)
+    jobs = parallel.default_jobs(options.jobs)
+    fileio.check_writable(base.outputs.artifacts_dir)
+    start = time.time()
+    log(f"suite seeds: {len(todo)} runs, {jobs} in parallel")
+    results = parallel.train_all(todo, jobs)
+    wall = time.time() - start
+    summary = {
+        "suite": "seeds",
+        "runs": sorted({c.name for c in todo}),
+        "folders": [c.folder_name for c in todo],
+        "parallel_jobs": jobs,
+        "wall_seconds": round(wall, 1),
+        "trained_now": sum(1 for r in results if r.get("status") == "finished" and not r.get("skipped")),
+        "failed": [r for r in results if r.get("status") != "finished"],
+    }
+    fileio.write_json(os.path.join(base.outputs.artifacts_dir, "suite.json"), summary)
+    parallel.raise_failures("seeds", results)
+    log(f"suite seeds: done in {wall / 60:.1f} min")
+    return summary
