@@ -55,7 +55,7 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs):
         # A progress bar on a terminal; one line per epoch in logs and CI.
         metrics = train.train(config, verbose="auto" if sys.stdout.isatty() else 0)
         print(f"test accuracy: {metrics['final_test_accuracy']:.4f} (final epoch), "
-              f"{metrics['best_test_accuracy']:.4f} (best epoch {metrics['best_epoch']})")
+              f"{metrics['test_accuracy_at_val_best']:.4f} at the validation-best epoch {metrics['val_best_epoch']}")
         if report and metrics.get("chief", True):  # other workers of a cluster write nothing into artifacts/
             _render(artifacts, runs, prefer_suite=False)
     return 0

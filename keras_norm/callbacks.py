@@ -1,8 +1,27 @@
-"""The Keras callback that keeps a run's history (the others a run uses are Keras's own)."""
+"""The project's two Keras callbacks: the test evaluation after every epoch, and the run's history.
+
+The others a run uses are Keras's own (ModelCheckpoint, BackupAndRestore, TerminateOnNaN, TensorBoard).
+"""
 
 import time
 
 import keras
+
+
+class TestEvaluation(keras.callbacks.Callback):
+    """Evaluates the test set after every epoch and adds `test_<metric>` to the epoch's logs.
+
+    Keras's `validation_data` is the validation split, which chooses the checkpoint; the test curves are
+    only reported (Graph 1 and 2). Put this callback first: later callbacks see the test numbers."""
+
+    def __init__(self, test_data):
+        super().__init__()
+        self.test_data = test_data
+
+    def on_epoch_end(self, epoch, logs=None):
+        result = self.model.evaluate(self.test_data, verbose=0, return_dict=True)
+        if logs is not None:
+            logs.update({f"test_{k}": float(v) for k, v in result.items()})
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -26,6 +45,6 @@ class EpochLog(keras.callbacks.Callback):
         self.rows = {e: r for e, r in self.rows.items() if e < epoch + 1}
         self.rows[epoch + 1] = row
         self.folder.write_history([self.rows[e] for e in sorted(self.rows)])
-        self.log(f"{self.label} epoch {epoch + 1}/{self.epochs}: loss {row.get('loss', float('nan')):.4f} "
-                 f"acc {row.get('accuracy', float('nan')):.4f} test_loss {row.get('val_loss', float('nan')):.4f} "
-                 f"test_acc {row.get('val_accuracy', float('nan')):.4f} ({row['seconds']:.1f} s)", flush=True)
+        shown = " ".join(f"{k} {row[k]:.4f}" for k in ("loss", "accuracy", "val_xent", "val_accuracy", "test_xent",
+                                                           "test_accuracy") if k in row)
+        self.log(f"{self.label} epoch {epoch + 1}/{self.epochs}: {shown} ({row['seconds']:.1f} s)", flush=True)

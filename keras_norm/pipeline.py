@@ -18,7 +18,6 @@ def train_pipeline(ds, batch_size, seed, augment=True, rotation_degrees=7.0):
     return pipe.prefetch(tf.data.AUTOTUNE)
 
 
-def test_pipeline(ds, batch_size):
-    """Test images in order, batched."""
-    pipe = tf.data.Dataset.from_tensor_slices((ds.x_test, ds.y_test)).batch(batch_size)
-    return pipe.prefetch(tf.data.AUTOTUNE)
+def eval_pipeline(x, y, batch_size=1000):
+    """Images in order, batched: the validation split or the test set."""
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -11,6 +11,6 @@ from keras_norm import seeds, sweep
 Suite = collections.namedtuple("Suite", "run help")
 
 SUITES = {
-    "seeds": Suite(seeds.run, "BN+L1+L2, GN+L1, LN+L2, 3 seeds each (the main experiment)"),
+    "seeds": Suite(seeds.run, "BN+L1+L2, GN+L1, LN+L2 and no norm, 5 seeds each (the main experiment)"),
     "batch_sweep": Suite(sweep.run, "bn, gn, ln at batch sizes 2..128 (--sweep_epochs, --sweep_seeds)"),
 }

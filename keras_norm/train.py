@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from keras_norm import data, distribute, engine, evaluate, fileio, pipeline
 from keras_norm import model as model_lib
-from keras_norm.callbacks import EpochLog
+from keras_norm.callbacks import EpochLog, TestEvaluation
 from keras_norm.errors import KerasNormError
 from keras_norm.run_folder import RunFolder
 from keras_norm.schedules import make_schedule
@@ -33,7 +33,7 @@ def train(config, dataset=None, log=print, verbose="auto"):
         distribute.read_tf_config()  # a missing or malformed cluster is one clear line
     learning = config.learning
     if dataset is None:
-        dataset = data.load(learning.data_path, learning.train_limit, learning.test_limit)
+        dataset = data.load(learning.data_path, learning.train_limit, learning.test_limit, learning.val_fraction)
     config = config.replace(dataset=dataset.name)  # the offline sample's runs get their own names
     if not multi_worker:
         done = _finished_before(RunFolder(run_dir(config)), config, log)
@@ -76,12 +76,16 @@ def run(config, dataset, strategy, folder, log, verbose, chief=True):
     folder.prepare(config.outputs.overwrite)
     write_start_files(folder, config, dataset, model, params, strategy.num_replicas_in_sync, sync_bn)
     log(f"{config.folder_name}: {config.learning.norm} l1={config.learning.l1:g} l2={config.learning.l2:g}, "
-        f"{params} params, {dataset.name} {len(dataset.y_train)}/{len(dataset.y_test)} images, "
+        f"{params} params, {dataset.name} {len(dataset.y_train)}/{len(dataset.y_val)}/{len(dataset.y_test)} "
+        "train/val/test images, "
         f"{config.learning.epochs} epochs")
     if trainee is not model and engine.kernel_status():
         log(f"{config.folder_name}: the C++ normalization kernel is unavailable ({engine.kernel_status()}); "
             "training with TensorFlow ops (same results, slower)")
-    fit(trainee, dataset, config, strategy, callbacks(folder, config, log), verbose)
+    test_data = pipeline.eval_pipeline(dataset.x_test, dataset.y_test)
+    if distribute.is_multi_worker(strategy):
+        test_data = distribute.shard_by_data(test_data)
+    fit(trainee, dataset, config, strategy, callbacks(folder, config, test_data, log), verbose)
     return finish(folder, config, dataset, trainee, params, chief, log)
 
 
@@ -99,12 +103,14 @@ def build(config, strategy, steps_per_epoch):
 
 
 def compile_model(model, learning, steps_per_execution, steps_per_epoch):
-    """SGD with Nesterov momentum on the learning-rate schedule, cross-entropy on logits."""
+    """SGD with Nesterov momentum on the learning-rate schedule, cross-entropy on logits.
+
+    Keras's `loss` includes the L1/L2 penalty; the `xent` metric is the data loss alone (what the report plots)."""
     schedule = make_schedule(learning.schedule, learning.lr, steps_per_epoch, learning.epochs)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=schedule, momentum=learning.momentum, nesterov=True),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
+        metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent")],
         steps_per_execution=steps_per_execution,
     )
 
@@ -118,11 +124,13 @@ def write_start_files(folder, config, dataset, model, params, replicas, sync_bn)
     fileio.write_text(folder.file("summary.txt"), "\n".join(lines) + "\n")
 
 
-def callbacks(folder, config, log):
-    """Keras's callbacks plus EpochLog; after a resume only a better epoch replaces the best weights."""
+def callbacks(folder, config, test_data, log):
+    """Keras's callbacks plus the project's two; the best weights are chosen on the validation split, and
+    after a resume only a better epoch than those already seen replaces them."""
     seen = [r["val_accuracy"] for r in folder.history()]
     out = [
         keras.callbacks.TerminateOnNaN(),
+        TestEvaluation(test_data),  # before EpochLog, which records what it adds
         EpochLog(folder, config.folder_name, config.learning.epochs, log),
         keras.callbacks.ModelCheckpoint(folder.file("best.weights.h5"), monitor="val_accuracy", mode="max",
                                         save_best_only=True, save_weights_only=True,
@@ -139,18 +147,18 @@ def fit(model, dataset, config, strategy, callback_list, verbose):
     learning = config.learning
     train_data = pipeline.train_pipeline(dataset, learning.batch_size, learning.seed, learning.augment,
                                          learning.rotation_degrees)
-    test_data = pipeline.test_pipeline(dataset, 1000)
+    val_data = pipeline.eval_pipeline(dataset.x_val, dataset.y_val)
     if distribute.is_multi_worker(strategy):
-        train_data, test_data = distribute.shard_by_data(train_data), distribute.shard_by_data(test_data)
-        distribute.build_from_local_batch(model, (dataset.x_test[:2], dataset.y_test[:2]))
-    model.fit(train_data, validation_data=test_data, epochs=learning.epochs, callbacks=callback_list, shuffle=False,
+        train_data, val_data = distribute.shard_by_data(train_data), distribute.shard_by_data(val_data)
+        distribute.build_from_local_batch(model, (dataset.x_val[:2], dataset.y_val[:2]))
+    model.fit(train_data, validation_data=val_data, epochs=learning.epochs, callbacks=callback_list, shuffle=False,
               verbose=verbose)
 
 
 def finish(folder, config, dataset, trainee, params, chief, log):
     """Checks the run completed, writes metrics; the chief also saves, evaluates and exports the best model."""
     history = folder.history()
-    losses = [r.get("loss", np.nan) for r in history] + [r.get("val_loss", np.nan) for r in history]
+    losses = [r.get(k, np.nan) for r in history for k in ("loss", "val_loss", "test_loss")]
     if len(history) < config.learning.epochs or not np.all(np.isfinite(losses)) \
             or not os.path.exists(folder.file("best.weights.h5")):
         reason = "loss became NaN/inf (diverged); try a lower --lr"
@@ -163,19 +171,25 @@ def finish(folder, config, dataset, trainee, params, chief, log):
     # Peak resident memory of this process so far (Linux reports KiB): a bound for one training run.
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     if chief:  # the chief reports the errors and exports the model
+        final = keras_copy(config, trainee)  # the final epoch's weights: the headline model
+        folder.write("misclassified.json", evaluate.misclassified(final, dataset))
         model = best_keras_model(config, folder.file("best.weights.h5"))
         model.save(folder.file("model.keras"))
-        wrong = evaluate.misclassified(model, dataset)
-        folder.write("misclassified.json", wrong)
-        metrics["best_model_test_accuracy"] = wrong["test_accuracy"]
         if config.outputs.export:
             shutil.rmtree(folder.file("saved_model"), ignore_errors=True)  # a half export of a killed attempt
             model.export(folder.file("saved_model"), format="tf_saved_model", verbose=False)
     folder.write("metrics.json", metrics)
-    log(f"{config.folder_name}: final test accuracy {metrics['final_test_accuracy']:.4f}, "
-        f"best {metrics['best_test_accuracy']:.4f} (epoch {metrics['best_epoch']}), "
+    log(f"{config.folder_name}: final test accuracy {metrics['final_test_accuracy']:.4f}; validation-best epoch "
+        f"{metrics['val_best_epoch']} (test accuracy there {metrics['test_accuracy_at_val_best']:.4f}), "
         f"{metrics['mean_epoch_seconds']:.1f} s/epoch")
     return metrics
+
+
+def keras_copy(config, trainee):
+    """The plain Keras model with the trainee's current weights, outside any strategy scope."""
+    model = model_lib.build_from_config(config.learning)
+    model.set_weights(trainee.get_weights())  # same weights, same order (keras_norm/engine)
+    return model
 
 
 def best_keras_model(config, weights_path):
