@@ -33,12 +33,12 @@ def run(config, mode="train", suite=None, suite_options=SuiteOptions(), bench_op
 def _dispatch(config, mode, suite, suite_options, bench_options, report, runs):
     artifacts = config.outputs.artifacts_dir
     if mode == "report_only":
-        _render(artifacts, runs, prefer_suite=True)
+        _report().render(artifacts, runs=runs)
         return 0
     if mode == "suite":
         SUITES[suite].run(config, suite_options)
         if suite == "seeds" and report:  # the sweep draws its own figure; the main report stays as it is
-            _render(artifacts, runs, prefer_suite=True)
+            _report().render(artifacts, runs=runs)
         return 0
     import_tensorflow()  # the modes below import TensorFlow: quietly, once, here
     if mode == "explain":
@@ -56,12 +56,13 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs):
         metrics = train.train(config, verbose="auto" if sys.stdout.isatty() else 0)
         print(f"test accuracy: {metrics['final_test_accuracy']:.4f} (final epoch), "
               f"{metrics['test_accuracy_at_val_best']:.4f} at the validation-best epoch {metrics['val_best_epoch']}")
-        if report and metrics.get("chief", True):  # other workers of a cluster write nothing into artifacts/
-            _render(artifacts, runs, prefer_suite=False)
+        # A single run draws its own curves; the committed comparison changes only for a suite or --report_only.
+        if report and metrics.get("chief", True) and not metrics.get("skipped"):
+            print(f"curves: {_report().run_figure(metrics['folder'])}")
     return 0
 
 
-def _render(artifacts_dir, runs, prefer_suite):
+def _report():
     from keras_norm import report  # matplotlib: only when a report is drawn
 
-    report.render(artifacts_dir, runs=runs, prefer_suite=prefer_suite)
+    return report

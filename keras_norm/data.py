@@ -54,9 +54,14 @@ class Dataset:
             "sha256": self.sha256,
         }
 
-    def raw_test_images(self):
-        """Test images back on the [0, 1] pixel scale, for pictures."""
-        return self.x_test[..., 0] * self.std + self.mean
+
+
+def raw_test_images(data_path=None, test_limit=0):
+    """The test images on the [0, 1] pixel scale, for pictures (no split, no standardization)."""
+    _, _, x_test, _, _, source = read_arrays(data_path)
+    x_test = x_test[..., 0] if x_test.ndim == 4 else x_test
+    x_test = x_test[:test_limit] if test_limit else x_test
+    return x_test.astype(np.float32) / 255.0
 
 
 def load_npz(path):

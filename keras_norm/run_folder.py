@@ -16,7 +16,10 @@ import h5py
 from keras_norm import fileio
 from keras_norm.errors import KerasNormError
 
-HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+# Every epoch row: training loss (with the L1/L2 penalty) and data loss `xent`, then the same on the validation
+# split (val_*) and on the test set (test_*), and the epoch's seconds.
+HISTORY_KEYS = ("epoch", "loss", "accuracy", "xent", "val_loss", "val_accuracy", "val_xent", "test_loss",
+                "test_accuracy", "test_xent", "seconds")
 
 
 class RunFolder:

@@ -19,15 +19,21 @@ VARIANTS = (
 )
 
 
+def suite_dir(artifacts_dir):
+    """The suite's own folder (its runs and suite.json); the report over it goes to `artifacts_dir` itself."""
+    return os.path.join(artifacts_dir, "seeds")
+
+
 def configs(base):
-    return [base.replace(seed=s, **v) for s in SEEDS for v in VARIANTS]
+    folder = suite_dir(base.outputs.artifacts_dir)
+    return [base.replace(seed=s, artifacts_dir=folder, **v) for s in SEEDS for v in VARIANTS]
 
 
 def run(base, options, log=print):
     """Trains the suite from the `base` config; writes and returns suite.json's content."""
     todo = configs(base)
     jobs = parallel.default_jobs(options.jobs)
-    fileio.check_writable(base.outputs.artifacts_dir)
+    fileio.check_writable(suite_dir(base.outputs.artifacts_dir))
     start = time.time()
     log(f"suite seeds: {len(todo)} runs, {jobs} in parallel")
     results = parallel.train_all(todo, jobs)
@@ -41,7 +47,7 @@ def run(base, options, log=print):
         "trained_now": sum(1 for r in results if r.get("status") == "finished" and not r.get("skipped")),
         "failed": [r for r in results if r.get("status") != "finished"],
     }
-    fileio.write_json(os.path.join(base.outputs.artifacts_dir, "suite.json"), summary)
+    fileio.write_json(os.path.join(suite_dir(base.outputs.artifacts_dir), "suite.json"), summary)
     parallel.raise_failures("seeds", results)
     log(f"suite seeds: done in {wall / 60:.1f} min")
     return summary

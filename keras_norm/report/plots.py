@@ -1,6 +1,10 @@
-"""The report's figures: Graph 1 and 2, the training curves, the 5x2 grids of misclassified digits."""
+"""The report's figures: Graph 1 (data loss), Graph 2 (test accuracy), training curves, the 5x2 grids of
+the most confident mistakes, and the confusion matrices.
 
-import math
+Curves are the mean over seeds with a min-max band. Legends carry the same numbers as report.md:
+final-epoch means (with the 95% CI for the test accuracy).
+"""
+
 import os
 
 import matplotlib
@@ -9,24 +13,23 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_norm import data, fileio  # noqa: E402
-from keras_norm.report import runs as runs_lib  # noqa: E402
+from keras_norm import data  # noqa: E402
 from keras_norm.errors import KerasNormError  # noqa: E402
+from keras_norm.report import runs as runs_lib  # noqa: E402
+from keras_norm.report import stats  # noqa: E402
 
 DPI = 150
-TARGET = 99.4  # percent
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def label(run):
-    """Legend text: norm + regularization + parameters."""
+    """Legend text: norm + regularization."""
     f = run.flags
-    norm = {"bn": "BatchNorm", "gn": f"GroupNorm({f['groups']})", "ln": "LayerNorm", "in": "InstanceNorm",
-            "none": "no norm"}[f["norm"]]
+    norm = {"bn": "BN", "gn": f"GN({f['groups']})", "ln": "LN", "in": "IN", "none": "no norm"}[f["norm"]]
     if f["norm"] == "ln" and f.get("ln_impl") == "layer":
-        norm = "LayerNorm (per-activation affine)"
-    reg = [f"L1 {f['l1']:g}" if f["l1"] else "", f"L2 {f['l2']:g}" if f["l2"] else ""]
-    reg = " + ".join(r for r in reg if r) or "no reg."
-    return f"{norm} + {reg} ({run.config['params']:,} params)"
+        norm = "LN (per-activation affine)"
+    reg = " + ".join(x for x in (f"L1 {f['l1']:g}" if f["l1"] else "", f"L2 {f['l2']:g}" if f["l2"] else "") if x)
+    return norm + (f" + {reg}" if reg else "")
 
 
 def _stack(runs, key, scale=1.0):
@@ -34,107 +37,149 @@ def _stack(runs, key, scale=1.0):
     return np.stack([r.series(key)[:n] for r in runs]) * scale
 
 
-def short_label(run):
-    f = run.flags
-    reg = " + ".join(x for x in (f"L1 {f['l1']:g}" if f["l1"] else "", f"L2 {f['l2']:g}" if f["l2"] else "") if x)
-    return f"{f['norm'].upper()}" + (f" + {reg}" if reg else "")
-
-
-def _plot_metric(ax, groups, key, percent, mark="max", zoom=False, target=False, long_labels=True):
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    lows, highs = [], []
+def _curves(ax, groups, key, scale=1.0, legend=None, style="-", with_label=True):
+    """Seed means with min-max bands; returns the stacked values per group."""
+    out = {}
     for i, (name, runs) in enumerate(groups.items()):
-        color = colors[i % len(colors)]
-        values = _stack(runs, key, 100.0 if percent else 1.0)
-        mean = values.mean(axis=0)
-        epochs = np.arange(1, len(mean) + 1)
-        best = int(np.argmax(mean) if mark == "max" else np.argmin(mean))
-        text = f"{mean[best]:.2f}%" if percent else f"{mean[best]:.4f}"
-        # The best epoch's value goes into the legend: annotations next to the curves collide.
-        name = label(runs[0]) if long_labels else short_label(runs[0])
-        ax.plot(epochs, mean, color=color, lw=1.6,
-                label=f"{name}: {'best' if mark == 'max' else 'min'} {text} @ epoch {epochs[best]}")
+        values = _stack(runs, key, scale)
+        epochs = np.arange(1, values.shape[1] + 1)
+        text = label(runs[0]) + (f": {legend(values)}" if legend else "")
+        ax.plot(epochs, values.mean(axis=0), style, color=COLORS[i % len(COLORS)], lw=1.6,
+                label=text if with_label else None)
         if len(runs) > 1:
-            ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=color, alpha=0.18, lw=0)
-        ax.plot(epochs[best], mean[best], "o", color=color, ms=6, mec="black", mew=0.6)
-        # Zoom on the second half of the mean curve, where the 99.0-99.6% differences live.
-        lows.append(mean[len(mean) // 2:].min())
-        highs.append(values[:, len(mean) // 2:].max())
-    if zoom and percent:
-        lo = max(0.0, math.floor(min(lows) * 10) / 10 - 0.1)
-        hi = min(100.0, max(highs) + 0.15)
-        ax.set_ylim(lo, hi)
-        if target and lo < TARGET < hi:
-            ax.axhline(TARGET, color="grey", ls="--", lw=0.8)
-            ax.text(1, TARGET, " 99.4% target", va="bottom", fontsize=7, color="grey")
-    if not percent:
-        ax.set_yscale("log")  # losses fall by 20x; on a log axis late differences stay visible
+            ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=COLORS[i % len(COLORS)],
+                            alpha=0.15, lw=0)
+        out[name] = values
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3, which="both")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    return out
 
 
-def plot_single(path, groups, key, ylabel, title, percent=False, mark="max", zoom=False):
-    fig, ax = plt.subplots(figsize=(8, 5))
-    _plot_metric(ax, groups, key, percent, mark, zoom, target=key == "val_accuracy")
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"{title}\n{runs_lib.describe(groups)}", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right" if percent else "upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+def _final_mean(values):
+    return f"final {values[:, -1].mean():.4g}"
+
+
+def _final_ci(values):
+    mean, _, (low, high) = stats.mean_ci(values[:, -1])
+    return f"final {mean:.3f}% (95% CI {low:.3f}–{high:.3f})" if values.shape[0] > 1 else f"final {mean:.3f}%"
+
+
+def _save(fig, path):
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
 
 
-def plot_training_curves(path, groups):
+def graph1_loss(path, groups):
+    """Data loss (cross-entropy, no penalty) on the validation split and the test set."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    for ax, (key, what) in zip(axes, (("val_xent", "validation split"), ("test_xent", "test set"))):
+        _curves(ax, groups, key, legend=_final_mean)
+        ax.set_yscale("log")  # losses fall by 20x; on a log axis late differences stay visible
+        ax.set_title(f"{what}: cross-entropy per epoch (mean of seeds)", fontsize=10)
+        ax.legend(fontsize=8, loc="upper right")
+    axes[0].set_ylabel("data loss (log scale)")
+    fig.suptitle(f"Graph 1: data loss, L1/L2 penalty excluded\n{runs_lib.describe(groups)}", fontsize=10)
+    _save(fig, path)
+
+
+def graph2_accuracy(path, groups):
+    """Test accuracy per epoch, zoomed on where the variants differ; the cut is stated on the figure."""
+    fig, ax = plt.subplots(figsize=(9, 5.2))
+    values = _curves(ax, groups, "test_accuracy", 100.0, legend=_final_ci)
+    means = np.stack([v.mean(axis=0) for v in values.values()])
+    half = means.shape[1] // 2
+    low = max(0.0, np.floor(means[:, half:].min() * 10) / 10 - 0.1)
+    high = min(100.0, max(v.max() for v in values.values()) + 0.1)
+    ax.set_ylim(low, high)
+    below = [e + 1 for e in range(means.shape[1]) if means[:, e].min() < low]
+    if below:
+        ax.text(0.01, 0.02, f"y-axis cut at {low:.1f}%: epochs {below[0]}–{below[-1]} of some curves lie below it",
+                transform=ax.transAxes, fontsize=8, color="dimgrey")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Graph 2: test accuracy per epoch (mean of seeds, band min–max)\n{runs_lib.describe(groups)}",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
+    _save(fig, path)
+
+
+def training_curves(path, groups):
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    specs = [("loss", "training loss", False, "min"), ("val_loss", "test loss", False, "min"),
-             ("accuracy", "training accuracy (%)", True, "max"), ("val_accuracy", "test accuracy (%)", True, "max")]
-    for ax, (key, ylabel, percent, mark) in zip(axes.ravel(), specs):
-        _plot_metric(ax, groups, key, percent, mark, zoom=percent, target=key == "val_accuracy", long_labels=False)
-        ax.set_ylabel(ylabel)
-        ax.set_title(ylabel, fontsize=10)
-        ax.legend(fontsize=7, loc="lower right" if percent else "upper right")
-    fig.suptitle(f"Training and test curves: {', '.join(groups)}\n{runs_lib.describe(groups)}", fontsize=10)
+    specs = [("xent", "training data loss", 1.0, True), ("val_xent", "validation data loss", 1.0, True),
+             ("accuracy", "training accuracy (%)", 100.0, False), ("val_accuracy", "validation accuracy (%)", 100.0, False)]
+    for ax, (key, title, scale, log) in zip(axes.ravel(), specs):
+        values = _curves(ax, groups, key, scale, legend=_final_mean if log else None)
+        if log:
+            ax.set_yscale("log")
+        else:  # zoom on the second half, where the curves separate
+            means = np.stack([v.mean(axis=0) for v in values.values()])
+            ax.set_ylim(max(0.0, means[:, means.shape[1] // 2:].min() - 0.3), 100.0)
+        ax.set_title(title + ("" if log else " (y-axis cut)"), fontsize=10)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Training and validation curves (training numbers include dropout and augmentation)\n"
+                 f"{runs_lib.describe(groups)}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _save(fig, path)
 
 
-def plot_misclassified(path, run, images, wrong):
-    """The first (up to) 10 misclassified test images as a 5x2 grid."""
-    fig, axes = plt.subplots(5, 2, figsize=(4.2, 9.6))
+def plot_mistakes(path, run, images):
+    """The 10 most confident mistakes of the run's final model as a 5x2 grid."""
+    fig, axes = plt.subplots(5, 2, figsize=(4.4, 10))
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, item in zip(axes.ravel(), wrong["images"]):
+    for ax, item in zip(axes.ravel(), run.mistakes["images"]):
         ax.imshow(images[item["index"]], cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"#{item['index']}: true {item['true']}, pred {item['pred']}\np(pred) = {item['prob']:.2f}",
-                     fontsize=7.5)
-    fig.suptitle(f"{label(run)}, seed {run.seed}\nfirst 10 misclassified test images "
-                 f"({wrong['errors']} errors, best epoch)", fontsize=8)
+        ax.set_title(f"#{item['index']}: pred {item['pred']} (p {item['p_pred']:.2f})\n"
+                     f"true {item['true']} (p {item['p_true']:.2f})", fontsize=8)
+    fig.suptitle(f"{label(run)}, seed {run.seed}, final model:\n{min(10, run.mistakes['errors'])} most confident of its "
+                 f"{run.mistakes['errors']} test errors", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _save(fig, path)
 
 
-def misclassified_grids(artifacts_dir, groups, log):
-    """One grid per run name (its lowest seed); returns the files written."""
-    cache = {}
-    written = []
+def confusion_matrices(path, groups):
+    """One confusion matrix per variant (final model, lowest seed), the diagonal left out of the colour scale."""
+    shown = {n: rs[0] for n, rs in groups.items() if rs[0].mistakes}
+    cols = min(2, len(shown))
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.ravel()[len(shown):]:
+        ax.axis("off")
+    for ax, (name, run) in zip(axes.ravel(), shown.items()):
+        matrix = np.array(run.mistakes["confusion"])
+        off = np.where(np.eye(10, dtype=bool), 0, matrix)
+        top = max(1, off.max())
+        ax.imshow(off, cmap="Reds", vmin=0, vmax=top)
+        for t, p in zip(*np.nonzero(off)):
+            ax.text(p, t, str(off[t, p]), ha="center", va="center", fontsize=7,
+                    color="white" if off[t, p] > top / 2 else "black")
+        ax.set_xticks(range(10))
+        ax.set_yticks(range(10))
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
+        ax.set_title(f"{label(run)}, seed {run.seed}\n{run.mistakes['errors']} errors", fontsize=8)
+    fig.suptitle("Test errors by true and predicted class (off-diagonal counts)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def mistake_grids(artifacts_dir, groups, log):
+    """One grid per variant (its lowest seed); returns the files written."""
+    cache, written = {}, []
     for name, runs in groups.items():
         run = runs[0]
-        wrong_path = os.path.join(run.folder, "misclassified.json")
-        if not os.path.exists(wrong_path):
+        if not run.mistakes:
             log(f"report: no misclassified.json in {os.path.basename(run.folder)}; grid skipped")
             continue
-        f = run.flags
-        key = (f["data_path"], f["train_limit"], f["test_limit"])
+        key = (run.flags["data_path"], run.flags["test_limit"])
         try:
             if key not in cache:
-                cache[key] = data.load(*key).raw_test_images()
+                cache[key] = data.raw_test_images(*key)
         except KerasNormError as e:
             log(f"report: grid for {name} skipped: {e}")
             continue
         path = os.path.join(artifacts_dir, f"misclassified_{name}.png")
-        plot_misclassified(path, run, cache[key], fileio.read_json(wrong_path))
+        plot_mistakes(path, run, cache[key])
         written.append(path)
     return written

@@ -25,10 +25,11 @@ class Run:
         self.metrics = folder.read("metrics.json", {"status": "unfinished"})
         self.status = self.metrics.get("status", "unfinished")
         self.history = folder.history() if self.status == "finished" else []
+        self.mistakes = folder.read("misclassified.json") if self.status == "finished" else None
         if self.status == "finished":
             for key in HISTORY_KEYS:
                 if not self.history or any(key not in r for r in self.history):
-                    raise ValueError(f"history.json lacks {key!r}")
+                    raise ValueError(f"history.json lacks {key!r} (a run from before the validation split?)")
 
     def series(self, key):
         return np.array([r[key] for r in self.history], dtype=float)
@@ -64,7 +65,8 @@ def describe(groups):
     epochs = max(len(r.history) for g in groups.values() for r in g)
     seeds = sorted({len(g) for g in groups.values()})
     seed_text = f", mean of {seeds[0]} seeds (band: min-max)" if seeds == [seeds[-1]] and seeds[0] > 1 else ""
-    return f"{ds['name']} {ds['train_size']:,} train / {ds['test_size']:,} test, {epochs} epochs{seed_text}"
+    return (f"{ds['name']} {ds['train_size']:,} train / {ds.get('val_size', 0):,} validation / "
+            f"{ds['test_size']:,} test images, {epochs} epochs{seed_text}")
 
 
 def dataset_key(run):
@@ -72,14 +74,14 @@ def dataset_key(run):
     return d.get("name"), d.get("train_size"), d.get("test_size")
 
 
-def select(runs, names, artifacts_dir, prefer_suite, log=None):
-    """The runs to compare: `names` if given, else the latest suite's, else all runs of one dataset
-    (the one most runs used; runs on another dataset are left out with a note)."""
+def select(runs, names, source, log=None):
+    """The runs to compare: `names` if given, else the suite's (suite.json in `source`), else all runs of one
+    dataset (the one most runs used; runs on another dataset are left out with a note)."""
     log = log or (lambda m: print(m, file=sys.stderr))
-    suite_path = os.path.join(artifacts_dir, "suite.json")
+    suite_path = os.path.join(source, "suite.json")
     suite = fileio.read_json(suite_path) if os.path.exists(suite_path) else None
     explicit = bool(names)
-    if not names and prefer_suite and suite:
+    if not names and suite:
         names = suite["runs"]
     if names:
         unknown = sorted(set(names) - {r.name for r in runs})

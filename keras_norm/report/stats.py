@@ -1,0 +1,54 @@
+"""The statistics the report states: seed means with 95% confidence intervals, and gaps between variants.
+
+A difference is called real only when its 95% confidence interval excludes zero.
+
+* One variant: mean and sample standard deviation (n - 1) over seeds; the CI of the mean is Student's t,
+  mean +- t(0.975, n - 1) * sd / sqrt(n).
+* Two variants: Welch's interval for the difference of means, which does not assume equal variances:
+  se = sqrt(sd_a^2 / n_a + sd_b^2 / n_b), with Welch-Satterthwaite degrees of freedom.
+* The test set's own sampling error: an accuracy p measured on n images has a binomial standard error
+  sqrt(p (1 - p) / n), the same for every seed (it is one fixed test set).
+"""
+
+import math
+
+import numpy as np
+from scipy import stats
+
+LEVEL = 0.95
+
+
+def mean_ci(values):
+    """(mean, sd, (low, high)) of the mean over seeds; the interval is (nan, nan) for one value."""
+    v = np.asarray(values, dtype=float)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, float("nan"), (float("nan"), float("nan"))
+    sd = float(v.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, len(v) - 1)) * sd / math.sqrt(len(v))
+    return mean, sd, (mean - half, mean + half)
+
+
+def welch(a, b):
+    """(mean(a) - mean(b), (low, high)): Welch's 95% interval of the difference."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diff = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return diff, (float("nan"), float("nan"))
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, (diff, diff)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, df)) * se
+    return diff, (diff - half, diff + half)
+
+
+def excludes_zero(interval):
+    low, high = interval
+    return bool(low > 0 or high < 0)
+
+
+def binomial_se(p, n):
+    """Standard error of an accuracy p measured on n images."""
+    return math.sqrt(p * (1 - p) / n)

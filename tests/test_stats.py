@@ -1,0 +1,39 @@
+"""The report's statistics against values computed by hand."""
+
+import math
+import unittest
+
+from keras_norm.report import stats
+
+
+class StatsTest(unittest.TestCase):
+    def test_mean_ci_is_student_t(self):
+        mean, sd, (low, high) = stats.mean_ci([1.0, 2.0, 3.0])
+        self.assertEqual((mean, sd), (2.0, 1.0))
+        half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2)
+        self.assertAlmostEqual(low, 2.0 - half, places=9)
+        self.assertAlmostEqual(high, 2.0 + half, places=9)
+
+    def test_welch_interval(self):
+        a, b = [1.0, 2.0, 3.0], [4.0, 6.0, 8.0]
+        diff, (low, high) = stats.welch(a, b)
+        self.assertEqual(diff, -4.0)
+        se = math.sqrt(1.0 / 3 + 4.0 / 3)
+        df = (5.0 / 3) ** 2 / ((1.0 / 3) ** 2 / 2 + (4.0 / 3) ** 2 / 2)  # 2.94...
+        from scipy import stats as scipy_stats
+
+        half = scipy_stats.t.ppf(0.975, df) * se
+        self.assertAlmostEqual(low, -4.0 - half, places=9)
+        self.assertAlmostEqual(high, -4.0 + half, places=9)
+        self.assertTrue(stats.excludes_zero((low, high)) == (high < 0))
+
+    def test_a_clear_gap_is_real_and_an_overlap_is_not(self):
+        self.assertTrue(stats.excludes_zero(stats.welch([0.995, 0.996, 0.994], [0.990, 0.991, 0.989])[1]))
+        self.assertFalse(stats.excludes_zero(stats.welch([0.995, 0.990, 0.994], [0.993, 0.991, 0.996])[1]))
+
+    def test_binomial_standard_error(self):
+        self.assertAlmostEqual(stats.binomial_se(0.995, 10000), math.sqrt(0.995 * 0.005 / 10000))
+
+
+if __name__ == "__main__":
+    unittest.main()
