@@ -11,12 +11,14 @@ from keras_norm.errors import KerasNormError
 from keras_norm.quiet import import_tensorflow
 from keras_norm.suites import SUITES
 
-MODES = ("train", "suite", "report_only", "explain", "bench")
+MODES = ("train", "suite", "report_only", "explain", "bench", "predict")
 
 
 def run(config, mode="train", suite=None, suite_options=SuiteOptions(), bench_options=BenchOptions(), report=True,
-        runs=()):
-    """Returns the process exit code; a KerasNormError becomes one `error:` line on stderr."""
+        runs=(), predict=((), None)):
+    """Returns the process exit code; a KerasNormError becomes one `error:` line on stderr.
+
+    `predict`: (image paths, run name) for the predict mode."""
     try:
         config.validate()
         suite_options.validate()
@@ -24,13 +26,23 @@ def run(config, mode="train", suite=None, suite_options=SuiteOptions(), bench_op
         if mode == "suite" and config.runtime.distribute != "none":
             raise KerasNormError("--suite trains its runs in parallel processes on one machine; "
                                  "use --distribute with single runs")
-        return _dispatch(config, mode, suite, suite_options, bench_options, report, runs)
+        if mode == "predict":
+            _check_predict(*predict)
+        return _dispatch(config, mode, suite, suite_options, bench_options, report, runs, predict)
     except KerasNormError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
 
 
-def _dispatch(config, mode, suite, suite_options, bench_options, report, runs):
+def _check_predict(paths, run_name):
+    if not run_name or not run_name.strip() or "/" in run_name or run_name.startswith("."):
+        raise KerasNormError(f"--predict needs --run=RUN_NAME, the folder name of a trained run (got {run_name!r})")
+    empty = [p for p in paths if not p.strip()]
+    if empty or not paths:
+        raise KerasNormError("--predict needs one or more image paths, separated by commas")
+
+
+def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, predict):
     artifacts = config.outputs.artifacts_dir
     if mode == "report_only":
         _report().render(artifacts, runs=runs)
@@ -49,6 +61,10 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs):
         from keras_norm.engine import bench
 
         bench.run(bench_options, config.learning.data_path, config.runtime.threads)
+    elif mode == "predict":
+        from keras_norm import predict as predict_lib
+
+        predict_lib.run(predict[0], predict[1], artifacts)
     else:
         from keras_norm import train
 

@@ -6,6 +6,7 @@ Modes (one per invocation):
     python main.py --report_only [--runs=NAME,...]                  graphs, grids and tables from the runs
     python main.py --explain --seed=3                               the worked BN/LN/GN example
     python main.py --bench --data_path=../shared/data/mnist.npz     the training-speed benchmark
+    python main.py --predict=digit.png,other.jpg --run=ln_l2-0.001   classify your own images with a run
 
 Bad input of any kind ends with one `error:` line on stderr and a non-zero exit.
 """
@@ -75,6 +76,9 @@ flags.DEFINE_boolean("report", True, "Render the report over all runs after trai
 flags.DEFINE_boolean("report_only", False, "Only render graphs, grids and tables from existing runs.")
 flags.DEFINE_list("runs", [], "Run names for the comparison graphs (default: the latest suite, else all).")
 flags.DEFINE_boolean("explain", False, "Print and save the worked BN/LN/GN example on a random 4x2x2x4 batch.")
+flags.DEFINE_list("predict", [], "Image files (PNG, JPEG, ...) to classify with the SavedModel of --run.")
+flags.DEFINE_string("run", None, "The run whose SavedModel --predict uses (a folder name under "
+                    "<artifacts_dir>/runs or <artifacts_dir>/seeds/runs).")
 flags.DEFINE_boolean("bench", False, "Run the training-speed benchmark (prints JSON lines).")
 flags.DEFINE_list("bench_norms", list(_B.norms), "Norms the benchmark measures.")
 flags.DEFINE_integer("bench_steps", _B.steps, "Timed training steps per benchmark repeat.")
@@ -103,9 +107,11 @@ def options():
     bench = config_lib.BenchOptions(norms=tuple(FLAGS.bench_norms), steps=FLAGS.bench_steps,
                                     repeats=FLAGS.bench_repeats, levers=FLAGS.bench_levers)
     chosen = [m for m, on in (("suite", FLAGS.suite), ("report_only", FLAGS.report_only),
-                              ("explain", FLAGS.explain), ("bench", FLAGS.bench)) if on]
+                              ("explain", FLAGS.explain), ("bench", FLAGS.bench), ("predict", FLAGS.predict)) if on]
     if len(chosen) > 1:
         fail(f"choose one mode, not {' and '.join('--' + m for m in chosen)}", code=2)
+    if FLAGS.run is not None and not FLAGS.predict:
+        fail("--run names the run that --predict uses; give --predict=IMAGE too", code=2)
     return config, (chosen[0] if chosen else "train"), suite, bench
 
 
@@ -120,7 +126,7 @@ def run_command(argv):
     except SystemExit as e:
         return e.code
     return app.run(config, mode, suite=FLAGS.suite, suite_options=suite, bench_options=bench, report=FLAGS.report,
-                   runs=FLAGS.runs)
+                   runs=FLAGS.runs, predict=(FLAGS.predict, FLAGS.run))
 
 
 def main(argv=None):

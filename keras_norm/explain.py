@@ -171,10 +171,10 @@ def figure(path, x, seed):
         what = {"BN": "per channel over (N, H, W)", "LN": "per example over (H, W, C)",
                 "GN": f"per example and group over (H, W, C/{GN_GROUPS})"}[method]
         ax.set_title(f"{method}: {len(sets)} means/variances\n{what}", fontsize=10)
-    fig.suptitle(f"Which values share a mean and variance (same colour); batch N=4, 2x2 images, C=4, "
-                 f"seed {seed}", fontsize=11)
+    fig.suptitle(f"Which values share a mean and variance (same colour)\n"
+                 f"a batch of N=4 images, 2x2 pixels, C=4 channels (seed {seed})", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -9,7 +9,10 @@ while TensorFlow loads.
 import os
 import sys
 
+from keras_norm.errors import KerasNormError
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+INSTALL_HINT = 'pip install -e ".[cpu]" (or ".[and-cuda]" on a CUDA machine)'
 
 
 def import_tensorflow():
@@ -20,8 +23,10 @@ def import_tensorflow():
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import keras  # noqa: F401  (imports TensorFlow, its backend)
         import tensorflow  # noqa: F401
+        import keras  # noqa: F401
+    except ImportError as e:
+        raise KerasNormError(f"TensorFlow is not installed ({e}); install it with {INSTALL_HINT}") from None
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -90,6 +90,29 @@ class FusedLayersTest(unittest.TestCase):
 
 
 
+class DeviceDecisionTest(unittest.TestCase):
+    """The C++ kernel runs only on tensors computed on the CPU; on a GPU, TensorFlow's ops run (decided by the
+    tensors' device, not a flag; these machines have no GPU, so the decision itself is tested)."""
+
+    def test_placed_tensors_follow_their_device(self):
+        for device, expected in (("/job:localhost/replica:0/task:0/device:CPU:0", True), ("/device:CPU:0", True),
+                                 ("/job:localhost/replica:0/task:0/device:GPU:0", False), ("/device:GPU:1", False)):
+            for gpus in (False, True):
+                with self.subTest(device=device, gpus=gpus):
+                    self.assertIs(fused.computed_on_cpu(device, gpus), expected)
+
+    def test_unplaced_tensors_go_where_tensorflow_puts_them(self):
+        self.assertTrue(fused.computed_on_cpu("", gpus_visible=False))
+        self.assertFalse(fused.computed_on_cpu("", gpus_visible=True))
+
+    def test_on_this_cpu_machine_training_uses_the_kernel(self):
+        if engine.kernel_status():
+            self.skipTest(f"the C++ kernel cannot be built here: {engine.kernel_status()}")
+        x = tf.constant(np.ones((2, 4, 4, 8), "float32"))
+        self.assertIsNotNone(fused._native_ops(True, x))
+        self.assertIsNone(fused._native_ops(False, x))
+
+
 class AccelerateTest(unittest.TestCase):
     """`engine.accelerate` swaps Keras's norm layers (and the ReLU after them) for the fast ones, nothing else."""
 

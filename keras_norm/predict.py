@@ -1,0 +1,88 @@
+"""Classify your own digit images with a run's exported SavedModel: `--predict=PATH[,PATH...] --run=NAME`.
+
+Each image (PNG, JPEG, ...; any size, colour or grey, dark-on-light or light-on-dark) is brought to what the
+model was trained on, the way MNIST itself was made: grey, light digit on a dark background, the digit's
+bounding box scaled to fit 20x20 pixels (aspect ratio kept), placed in a 28x28 image with its centre of mass
+in the middle, then standardized with the run's own training mean and std (its config.json). The model is
+loaded with `tf.saved_model.load` and called through its `serve` signature (float32 images of shape
+(N, 28, 28, 1) -> logits (N, 10)).
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+
+from keras_norm.errors import KerasNormError
+from keras_norm.run_folder import RunFolder
+
+BOX = 20  # MNIST's digits fit a 20x20 box inside the 28x28 image
+SIZE = 28
+
+
+def find_run(artifacts_dir, run):
+    """The folder of run `run`: a single run (artifacts/runs/) or a run of the seeds suite."""
+    for parent in ("runs", os.path.join("seeds", "runs")):
+        folder = os.path.join(artifacts_dir, parent, run)
+        if os.path.isdir(folder):
+            if not os.path.isdir(os.path.join(folder, "saved_model")):
+                raise KerasNormError(f"run {run!r} ({folder}) has no SavedModel; train it without --noexport")
+            return folder
+    raise KerasNormError(f"no run {run!r} under {os.path.join(artifacts_dir, 'runs')} "
+                         f"or {os.path.join(artifacts_dir, 'seeds', 'runs')}")
+
+
+def read_grey(path):
+    """The image as a float array in [0, 255], light digit on dark background."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                background = Image.new("RGBA", image.size, "white")  # transparent pixels read as paper
+                image = Image.alpha_composite(background, image.convert("RGBA"))
+            grey = np.asarray(image.convert("L"), dtype=np.float32)
+    except FileNotFoundError:
+        raise KerasNormError(f"image {path!r} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise KerasNormError(f"image {path!r} is not a readable image: {e}") from None
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    return 255.0 - grey if np.median(border) > 127 else grey  # dark ink on light paper: invert
+
+
+def mnist_style(grey, path="image"):
+    """28x28 in [0, 1]: the digit's bounding box scaled into 20x20, centred by its centre of mass."""
+    ink = grey - np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+    ink = np.clip(ink, 0, None)
+    if ink.max() <= 0:
+        raise KerasNormError(f"image {path!r} shows no digit (it is one flat colour)")
+    rows, cols = np.nonzero(ink > 0.1 * ink.max())
+    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    scale = BOX / max(crop.shape)
+    height, width = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    digit = np.asarray(Image.fromarray(crop / crop.max() * 255.0).resize((width, height), Image.LANCZOS),
+                       dtype=np.float32).clip(0, 255) / 255.0
+    canvas = np.zeros((SIZE, SIZE), np.float32)
+    top, left = (SIZE - height) // 2, (SIZE - width) // 2
+    canvas[top:top + height, left:left + width] = digit
+    mass_row, mass_col = (np.array(np.nonzero(canvas)) * canvas[np.nonzero(canvas)]).sum(axis=1) / canvas.sum()
+    shift = int(round(SIZE / 2 - mass_row)), int(round(SIZE / 2 - mass_col))  # MNIST: centre of mass at (14, 14)
+    shift = tuple(int(np.clip(s, -o, o)) for s, o in zip(shift, (top, left)))  # never push ink off the image
+    return np.roll(canvas, shift, axis=(0, 1))
+
+
+def predict(paths, folder):
+    """[(path, [(digit, probability)] * 3)] for each image, most probable first."""
+    dataset = RunFolder(folder).read("config.json")["dataset"]
+    mean, std = dataset["pixel_mean"], dataset["pixel_std"]
+    images = np.stack([(mnist_style(read_grey(p), p) - mean) / std for p in paths])[..., None].astype(np.float32)
+    model = tf.saved_model.load(os.path.join(folder, "saved_model"))
+    probs = tf.nn.softmax(model.serve(tf.constant(images)), axis=-1).numpy()
+    return [(p, [(int(d), float(row[d])) for d in np.argsort(-row)[:3]]) for p, row in zip(paths, probs)]
+
+
+def run(paths, run_name, artifacts_dir, out=print):
+    """Prints one line per image: the path, the predicted digit, the top-3 probabilities."""
+    folder = find_run(artifacts_dir, run_name)
+    for path, top in predict(paths, folder):
+        out(f"{path}: {top[0][0]}  (top-3: " + ", ".join(f"{d} {p:.3f}" for d, p in top) + ")")
