@@ -1,8 +1,8 @@
-"""The project's two Keras callbacks: the test evaluation after every epoch, and the run's history.
-
-The others a run uses are Keras's own (ModelCheckpoint, BackupAndRestore, TerminateOnNaN, TensorBoard).
+"""The project's Keras callbacks: the test evaluation after every epoch, the run's history, and Keras's
+ModelCheckpoint made atomic. The others a run uses are Keras's own (BackupAndRestore, TerminateOnNaN, TensorBoard).
 """
 
+import os
 import time
 
 import keras
@@ -48,3 +48,22 @@ class EpochLog(keras.callbacks.Callback):
         shown = " ".join(f"{k} {row[k]:.4f}" for k in ("loss", "accuracy", "val_xent", "val_accuracy", "test_xent",
                                                            "test_accuracy") if k in row)
         self.log(f"{self.label} epoch {epoch + 1}/{self.epochs}: {shown} ({row['seconds']:.1f} s)", flush=True)
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keras's ModelCheckpoint, but each file is written beside its place and renamed into it: a kill during a
+    save never leaves a torn checkpoint for the resumed run to load. (It overrides `_save_model`, a private
+    method of Keras 3.15, the version setup.cfg pins.)"""
+
+    def _save_model(self, epoch, batch, logs):
+        final = self.filepath
+        folder, name = os.path.split(final)
+        self.filepath = os.path.join(folder, ".tmp-" + name)  # still ends in .weights.h5 / .keras
+        if os.path.exists(self.filepath):  # torn by a kill: HDF5 cannot write over it cleanly
+            os.remove(self.filepath)
+        try:
+            super()._save_model(epoch, batch, logs)
+        finally:
+            temporary, self.filepath = self.filepath, final
+        if os.path.exists(temporary):
+            os.replace(temporary, final)

@@ -13,7 +13,9 @@ batch (an all-reduce of the per-replica sums, also across workers).
 
 Keras 3.15's `model.fit` needs two small repairs under `MultiWorkerMirroredStrategy`
 (keras-team/keras#20585): its first-batch "symbolic build" reduces the input batch across replicas
-(which the collective ops refuse for non-tensors), and it averages the per-replica scalar metrics with
+(which the collective ops refuse for non-tensors; under `MirroredStrategy` too it fails when the first
+batch does not split evenly over the replicas, e.g. a validation split of 21 images on 2 replicas, so the
+build from a local batch is used with every multi-replica strategy), and it averages the per-replica scalar metrics with
 `strategy.reduce(..., axis=0)`, which fails on scalars. `repair_keras_multi_worker` and
 `build_from_local_batch` work around both; nothing changes for the other strategies. Both reach into
 private Keras internals, so they check Keras's version first and refuse clearly outside the tested range.

@@ -76,6 +76,9 @@ class RunFolder:
         if overwrite and os.path.isdir(self.path):
             shutil.rmtree(self.path)
         os.makedirs(self.path, exist_ok=True)
+        for name in os.listdir(self.path):  # a write that a kill interrupted
+            if name.startswith(".tmp-"):
+                os.remove(self.file(name))
         backup = self.file("backup")
         if os.path.isdir(backup) and not usable_backup(backup):
             shutil.rmtree(backup)

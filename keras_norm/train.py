@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from keras_norm import data, distribute, engine, evaluate, fileio, pipeline
 from keras_norm import model as model_lib
-from keras_norm.callbacks import EpochLog, TestEvaluation
+from keras_norm.callbacks import AtomicModelCheckpoint, EpochLog, TestEvaluation
 from keras_norm.errors import KerasNormError
 from keras_norm.run_folder import RunFolder
 from keras_norm.schedules import make_schedule
@@ -133,7 +133,7 @@ def callbacks(folder, config, test_data, log):
         keras.callbacks.TerminateOnNaN(),
         TestEvaluation(test_data),  # before EpochLog, which records what it adds
         EpochLog(folder, config.folder_name, config.learning.epochs, log),
-        keras.callbacks.ModelCheckpoint(folder.file("best.weights.h5"), monitor="val_accuracy", mode="max",
+        AtomicModelCheckpoint(folder.file("best.weights.h5"), monitor="val_accuracy", mode="max",
                                         save_best_only=True, save_weights_only=True,
                                         initial_value_threshold=max(seen, default=None)),
         # double_checkpoint keeps the previous epoch's backup, so a kill during a save can fall back on it.
@@ -151,6 +151,7 @@ def fit(model, dataset, config, strategy, callback_list, verbose):
     val_data = pipeline.eval_pipeline(dataset.x_val, dataset.y_val)
     if distribute.is_multi_worker(strategy):
         train_data, val_data = distribute.shard_by_data(train_data), distribute.shard_by_data(val_data)
+    if strategy.num_replicas_in_sync > 1:  # Keras's build from a distributed batch fails on uneven ones
         distribute.build_from_local_batch(model, (dataset.x_val[:2], dataset.y_val[:2]))
     model.fit(train_data, validation_data=val_data, epochs=learning.epochs, callbacks=callback_list, shuffle=False,
               verbose=verbose)

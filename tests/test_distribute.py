@@ -26,10 +26,10 @@ class MirroredTest(unittest.TestCase):
         # Without synchronization each replica normalizes with its own half: clearly different.
         self.assertGreater(result["unsynced_var_diff"], 1e-2)
 
-    def test_bn_and_gn_train_an_epoch_on_two_replicas(self):
+    def test_bn_trains_an_epoch_on_two_replicas(self):
         with tempfile.TemporaryDirectory() as tmp:
             npz = helpers.write_small_npz(tmp, n_train=256, n_test=64)
-            for norm in ("bn", "gn"):
+            for norm in ("bn",):  # GN and LN need nothing: their statistics never cross examples
                 with self.subTest(norm=norm):
                     code, out, err = helpers.run_main(f"--norm={norm}", "--distribute=mirrored", "--logical_cpus=2",
                                                       "--epochs=1", "--batch_size=64", f"--data_path={npz}",

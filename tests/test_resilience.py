@@ -64,7 +64,7 @@ class ResumeTest(unittest.TestCase):
 class ReproducibilityTest(unittest.TestCase):
     def test_same_seed_same_history(self):
         with tempfile.TemporaryDirectory() as tmp:
-            npz = helpers.write_small_npz(tmp, n_train=256, n_test=64)
+            npz = helpers.write_small_npz(tmp, n_train=160, n_test=32)
             histories = []
             for attempt in ("a", "b"):
                 artifacts = os.path.join(tmp, attempt)
@@ -89,6 +89,27 @@ class DivergenceTest(unittest.TestCase):
             metrics = helpers.read_json(os.path.join(tmp, "artifacts", "runs", "none", "metrics.json"))
             self.assertEqual(metrics["status"], "failed")
             self.assertFalse(os.path.exists(os.path.join(tmp, "artifacts", "runs", "none", "backup")))
+
+
+class AtomicCheckpointTest(unittest.TestCase):
+    def test_a_torn_checkpoint_from_a_kill_never_reaches_the_real_file(self):
+        import h5py
+        import keras
+
+        from keras_norm.callbacks import AtomicModelCheckpoint
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "best.weights.h5")
+            with open(os.path.join(tmp, ".tmp-best.weights.h5"), "wb") as f:
+                f.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 88)  # what a kill during a save leaves: a bare header
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+            checkpoint = AtomicModelCheckpoint(path, monitor="val_accuracy", mode="max", save_best_only=True,
+                                               save_weights_only=True)
+            checkpoint.set_model(model)
+            checkpoint.on_epoch_end(0, {"val_accuracy": 0.5})
+            h5py.File(path, "r").close()  # readable
+            model.load_weights(path)
+            self.assertEqual(os.listdir(tmp), ["best.weights.h5"])
 
 
 class AtomicWriteTest(unittest.TestCase):

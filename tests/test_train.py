@@ -35,14 +35,16 @@ class TrainTest(unittest.TestCase):
             self.assertTrue(os.path.exists(os.path.join(self.folder, name)), name)
         config = helpers.read_json(os.path.join(self.folder, "config.json"))
         self.assertEqual(config["flags"]["l2"], 1e-3)
-        self.assertEqual(config["dataset"]["train_size"], 384)
+        self.assertEqual(config["dataset"]["train_size"] + config["dataset"]["val_size"], 384)
+        self.assertGreater(config["dataset"]["val_size"], 0)
+        self.assertIn("val_indices_sha256", config["dataset"])
         self.assertIn("tensorflow", config["versions"])
         history = helpers.read_json(os.path.join(self.folder, "history.json"))["epochs"]
         self.assertEqual([r["epoch"] for r in history], [1])
         with open(os.path.join(self.folder, "history.csv")) as f:
             self.assertEqual(len(f.read().strip().splitlines()), 2)
         self.assertEqual(self.metrics["status"], "finished")
-        self.assertEqual(self.metrics["final_test_accuracy"], history[-1]["val_accuracy"])
+        self.assertEqual(self.metrics["final_test_accuracy"], history[-1]["test_accuracy"])
         self.assertLess(self.metrics["params"], 8000)
         self.assertIn("Total params", helpers.read_text(os.path.join(self.folder, "summary.txt")))
         self.assertFalse(os.path.exists(os.path.join(self.folder, "backup")))
@@ -59,19 +61,34 @@ class TrainTest(unittest.TestCase):
         diff = np.abs(np.asarray(model(x, training=False)) - exported.serve(tf.constant(x)).numpy()).max()
         self.assertLessEqual(diff, 1e-5)
 
-    def test_misclassified_are_exactly_the_wrong_predictions(self):
+    def test_misclassified_are_exactly_the_wrong_predictions_most_confident_first(self):
         import keras
 
         model = keras.saving.load_model(os.path.join(self.folder, "model.keras"), safe_mode=True)
         ds = data.load(self.npz)
-        pred = np.asarray(model.predict(ds.x_test, verbose=0)).argmax(1)
-        wrong = np.flatnonzero(pred != ds.y_test)
+        probs = np.asarray(keras.ops.softmax(model.predict(ds.x_test, verbose=0)))
         picked = evaluate.misclassified(model, ds)
-        self.assertEqual([i["index"] for i in picked["images"]], wrong[:10].tolist())
+        wrong = np.flatnonzero(probs.argmax(1) != ds.y_test)
+        self.assertEqual(sorted(i["index"] for i in picked["images"]), wrong.tolist())
         self.assertEqual(picked["errors"], len(wrong))
+        confidences = [i["p_pred"] for i in picked["images"]]
+        self.assertEqual(confidences, sorted(confidences, reverse=True))
         for item in picked["images"]:
             self.assertNotEqual(item["true"], item["pred"])
             self.assertEqual(item["true"], ds.y_test[item["index"]])
+            self.assertGreaterEqual(item["p_pred"], item["p_true"])
+        confusion = np.array(picked["confusion"])
+        self.assertEqual(confusion.sum(), len(ds.y_test))
+        self.assertEqual(confusion.sum() - np.trace(confusion), len(wrong))
+
+    def test_metrics_choose_on_validation_and_report_test(self):
+        history = helpers.read_json(os.path.join(self.folder, "history.json"))["epochs"]
+        for key in ("val_accuracy", "val_xent", "test_accuracy", "test_xent", "xent"):
+            self.assertIn(key, history[0])
+        best = int(np.argmax([r["val_accuracy"] for r in history]))
+        self.assertEqual(self.metrics["val_best_epoch"], best + 1)
+        self.assertEqual(self.metrics["test_accuracy_at_val_best"], history[best]["test_accuracy"])
+        self.assertEqual(self.metrics["final_test_accuracy"], history[-1]["test_accuracy"])
 
     def test_finished_run_is_not_retrained(self):
         again = train.train(self.config, log=lambda *a, **k: None, verbose=0)

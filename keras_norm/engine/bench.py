@@ -165,7 +165,7 @@ def run(options, data_path=None, threads=0, out=print):
 
     `options`: a validated config.BenchOptions."""
     steps, batch = options.steps, Learning().batch_size
-    dataset = data.load(data_path, train_limit=steps * batch)
+    dataset = data.load(data_path)
     if len(dataset.y_train) < steps * batch:
         raise KerasNormError(f"{steps} steps of {batch} need {steps * batch} training images, "
                              f"the data has {len(dataset.y_train)}")
