@@ -9,7 +9,7 @@ import sys
 from keras_norm.config import BenchOptions, SuiteOptions
 from keras_norm.errors import KerasNormError
 from keras_norm.quiet import import_tensorflow
-from keras_norm.suites import SUITES
+from keras_norm import suites
 
 MODES = ("train", "suite", "report_only", "explain", "bench", "predict")
 
@@ -48,7 +48,8 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, p
         _report().render(artifacts, runs=runs)
         return 0
     if mode == "suite":
-        SUITES[suite].run(config, suite_options)
+        import_tensorflow()  # quietly, before a suite module imports it
+        suites.runner(suite)(config, suite_options)
         if suite == "seeds" and report:  # the sweep draws its own figure; the main report stays as it is
             _report().render(artifacts, runs=runs)
         return 0

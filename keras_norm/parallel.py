@@ -31,10 +31,13 @@ def train_one(config):
         return {"status": "failed", "name": config.name, "seed": config.learning.seed, "reason": str(e)}
 
 
-def train_all(configs, jobs=None):
-    """Trains every config (skipping finished ones), `jobs` processes at a time; returns their metrics."""
+def train_all(configs, jobs=None, fresh_processes=False):
+    """Trains every config (skipping finished ones), `jobs` processes at a time; returns their metrics.
+
+    One job trains in this process, unless `fresh_processes` (a run that changes process-wide TensorFlow
+    state, such as op determinism, must not share a process with others)."""
     jobs = default_jobs(jobs)
-    if jobs == 1:
+    if jobs == 1 and not fresh_processes:
         return [train_one(c) for c in configs]
     configs = [c.replace(threads=c.runtime.threads or 1) for c in configs]
     ctx = multiprocessing.get_context("spawn")  # TensorFlow starts fresh in each process

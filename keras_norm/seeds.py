@@ -3,10 +3,13 @@
 Runs go seed by seed (all variants of seed 0 first), so a suite stopped part-way has every variant.
 """
 
+import glob
 import os
 import time
 
 from keras_norm import fileio, parallel
+from keras_norm.errors import KerasNormError
+from keras_norm.run_folder import RunFolder
 
 SEEDS = (0, 1, 2, 3, 4)
 # The three variants of the assignment: BN + L1 + L2, GN + L1, LN + L2 (the user's own example), and the same
@@ -22,6 +25,20 @@ VARIANTS = (
 def suite_dir(artifacts_dir):
     """The suite's own folder (its runs and suite.json); the report over it goes to `artifacts_dir` itself."""
     return os.path.join(artifacts_dir, "seeds")
+
+
+def suite_models(artifacts_dir):
+    """{norm: [(seed, run folder)]} for the finished runs of the seeds suite that kept a model.keras."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(suite_dir(artifacts_dir), "runs", "*"))):
+        folder = RunFolder(path)
+        metrics = folder.finished_metrics()
+        if metrics and os.path.exists(folder.file("model.keras")):
+            out.setdefault(metrics["norm"], []).append((metrics["seed"], path))
+    if not out:
+        raise KerasNormError(f"no trained models under {os.path.join(suite_dir(artifacts_dir), 'runs')}; "
+                             "run --suite=seeds first")
+    return {norm: sorted(runs) for norm, runs in out.items()}
 
 
 def configs(base):

@@ -1,16 +1,25 @@
-"""The registry of suites: `--suite=NAME` runs `SUITES[NAME].run(base, options, log)`.
+"""The registry of suites: `--suite=NAME` runs `run(base, options, log)` of the module SUITES[NAME] names.
 
-A suite trains many runs from one base config (parallel.py) and writes its own summary files.
-main.py's flag choices and help text are read from this table.
+A suite trains (parallel.py) or evaluates many runs from one base config and writes its own files. main.py's
+flag choices and help text are read from this table. The modules are imported only when their suite runs,
+so the command line stays free of TensorFlow until then.
 """
 
 import collections
+import importlib
 
-from keras_norm import seeds, sweep
-
-Suite = collections.namedtuple("Suite", "run help")
+Suite = collections.namedtuple("Suite", "module help")
 
 SUITES = {
-    "seeds": Suite(seeds.run, "BN+L1+L2, GN+L1, LN+L2 and no norm, 5 seeds each (the main experiment)"),
-    "batch_sweep": Suite(sweep.run, "bn, gn, ln at batch sizes 2..128 (--sweep_epochs, --sweep_seeds)"),
+    "seeds": Suite("keras_norm.seeds", "BN+L1+L2, GN+L1, LN+L2 and no norm, 5 seeds each (the main experiment)"),
+    "noise": Suite("keras_norm.noise", "one seed trained twice without and twice with op determinism"),
+    "shift": Suite("keras_norm.shift", "the seeds suite's models on shifted test sets (no training)"),
+    "bn_batch_stats": Suite("keras_norm.bn_stats", "BN models with moving vs batch statistics; GN/LN batch "
+                                                   "invariance (the seeds suite's models, no training)"),
+    "batch_sweep": Suite("keras_norm.sweep", "bn, gn, ln at batch sizes 2..128 (--sweep_epochs, --sweep_seeds)"),
 }
+
+
+def runner(name):
+    """The `run` function of suite `name`."""
+    return importlib.import_module(SUITES[name].module).run

@@ -38,5 +38,23 @@ class SweepTest(unittest.TestCase):
             self.assertFalse(os.path.exists(os.path.join(tmp, "artifacts", "runs")))
 
 
+class NoiseSuiteTest(unittest.TestCase):
+    def test_four_runs_two_modes_one_json(self):
+        from keras_norm import noise
+
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = helpers.write_small_npz(tmp, n_train=128, n_test=32)
+            base = RunConfig.create(data_path=npz, artifacts_dir=os.path.join(tmp, "artifacts"), epochs=1,
+                                    batch_size=32, export=False)
+            summary = noise.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None)
+            saved = helpers.read_json(os.path.join(tmp, "artifacts", "noise.json"))
+            self.assertEqual(saved, summary)
+            self.assertEqual(sorted(saved["runs"]), ["deterministic_a", "deterministic_b", "free_a", "free_b"])
+            # Op determinism makes the same seed give the same history, bit for bit.
+            self.assertTrue(saved["deterministic_identical_histories"])
+            self.assertEqual(saved["deterministic_same_seed_diff_pp"], 0)
+            self.assertGreater(saved["deterministic_epoch_time_ratio"], 0)
+
+
 if __name__ == "__main__":
     unittest.main()

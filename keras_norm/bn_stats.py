@@ -1,0 +1,102 @@
+"""BatchNorm's train/inference gap (`--suite=bn_batch_stats`), on the seeds suite's models, no retraining.
+
+* BN models: test accuracy with the moving statistics (inference mode, as deployed) and with each test
+  batch's own statistics (training-mode normalization, dropout off), at test batch sizes 1, 2, 8, 32, 256
+  and 10,000. With batch statistics an image's prediction depends on the other images in its batch.
+* GN and LN models: the largest logit difference between predicting one image at a time and all 10,000
+  at once, and whether any predicted class differs (they normalize each image on its own, so neither may).
+
+Writes `artifacts/bn_batch_stats.json` and `artifacts/bn_batch_stats.png`.
+"""
+
+import os
+
+import keras
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_norm import data, fileio  # noqa: E402
+from keras_norm.report import stats  # noqa: E402
+from keras_norm.run_folder import RunFolder  # noqa: E402
+from keras_norm.seeds import suite_models  # noqa: E402
+
+BATCH_SIZES = (1, 2, 8, 32, 256, 10000)
+
+
+def _load(path, images):
+    """The run's model.keras and the test images standardized with the run's own statistics."""
+    ds = RunFolder(path).read("config.json")["dataset"]
+    return keras.saving.load_model(os.path.join(path, "model.keras")), ((images - ds["pixel_mean"]) / ds["pixel_std"])[..., None]
+
+
+def batch_statistics_logits(model, x, batch_size):
+    """Logits with every BatchNormalization using the batch's own mean and variance (dropout off)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    step = tf.function(lambda batch: model(batch, training=True))  # one trace per batch shape
+    return np.concatenate([step(tf.constant(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)])
+
+
+def bn_gap(runs, images, labels):
+    moving, own = [], {b: [] for b in BATCH_SIZES}
+    for _, path in runs:
+        model, x = _load(path, images)
+        moving.append(float(np.mean(model.predict(x, batch_size=1000, verbose=0).argmax(1) == labels)))
+        for b in BATCH_SIZES:
+            own[b].append(float(np.mean(batch_statistics_logits(model, x, b).argmax(1) == labels)))
+    return {"moving_statistics": moving, "batch_statistics": {str(b): v for b, v in own.items()}}
+
+
+def batch_invariance(runs, images):
+    out = []
+    for _, path in runs:
+        model, x = _load(path, images)
+        one = tf.function(lambda batch: model(batch, training=False))
+        single = np.concatenate([one(tf.constant(x[i:i + 1])).numpy() for i in range(len(x))])
+        whole = model.predict(x, batch_size=len(x), verbose=0)
+        out.append({"max_abs_logit_diff": float(np.max(np.abs(single - whole))),
+                    "same_predictions": bool(np.array_equal(single.argmax(1), whole.argmax(1)))})
+    return out
+
+
+def plot(path, result):
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sizes = result["batch_sizes"]
+    cis = [stats.mean_ci(100 * np.asarray(result["bn"]["batch_statistics"][str(b)])) for b in sizes]
+    ax.errorbar(sizes, [c[0] for c in cis], yerr=[[c[0] - c[2][0] for c in cis], [c[2][1] - c[0] for c in cis]],
+                marker="o", capsize=3, label="BN, the test batch's own statistics")
+    moving = stats.mean_ci(100 * np.asarray(result["bn"]["moving_statistics"]))
+    ax.axhline(moving[0], color="black", ls="--", lw=1, label=f"BN, moving statistics (as deployed): {moving[0]:.2f}%")
+    ax.set_xscale("log")
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([str(b) for b in sizes])
+    ax.set_xlabel("test batch size")
+    ax.set_ylabel("test accuracy (%), mean of seeds, 95% CI")
+    ax.set_title("BatchNorm at test time: moving vs batch statistics", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def run(base, options, log=print):
+    artifacts = base.outputs.artifacts_dir
+    models = suite_models(artifacts)
+    fileio.check_writable(artifacts)
+    flags = RunFolder(next(iter(models.values()))[0][1]).read("config.json")["flags"]
+    images = data.raw_test_images(flags["data_path"], flags["test_limit"])
+    labels = data.read_arrays(flags["data_path"])[3].astype(np.int64)[: len(images)]
+    log(f"suite bn_batch_stats: {len(models.get('bn', []))} BN models x {len(BATCH_SIZES)} batch sizes")
+    result = {"batch_sizes": list(BATCH_SIZES), "test_size": len(images),
+              "bn": dict(bn_gap(models.get("bn", []), images, labels), seeds=[s for s, _ in models.get("bn", [])]),
+              "batch_invariance": {norm: batch_invariance(models[norm], images) for norm in ("gn", "ln") if norm in models}}
+    fileio.write_json(os.path.join(artifacts, "bn_batch_stats.json"), result)
+    if models.get("bn"):
+        plot(os.path.join(artifacts, "bn_batch_stats.png"), result)
+    return result

@@ -1,0 +1,118 @@
+"""The trained models off their training distribution (`--suite=shift`): every model of the seeds suite, no
+retraining, on transformed copies of the test set.
+
+Transforms act on the [0, 1] pixels before the run's own standardization: contrast scaled towards the
+background, brightness shifted, Gaussian noise, rotation, translation, inverted digits. Each model is the
+run's `model.keras` (the validation-best weights, as exported). Writes `artifacts/shift.json`
+(`{"transforms": {name: {"severities": [...], "accuracy": {norm: [[per seed] per severity]}}}}`) and
+`artifacts/shift.png`.
+"""
+
+import os
+
+import keras
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from keras_norm import data, fileio  # noqa: E402
+from keras_norm.report import stats  # noqa: E402
+from keras_norm.run_folder import RunFolder  # noqa: E402
+from keras_norm.seeds import suite_models  # noqa: E402
+
+NOISE_SEED = 0
+
+
+def _rotate(x, degrees):
+    return ndimage.rotate(x, degrees, axes=(1, 2), reshape=False, order=1, mode="constant", cval=0.0)
+
+
+def _translate(x, pixels):
+    return ndimage.shift(x, (0, pixels, pixels), order=0, mode="constant", cval=0.0)
+
+
+def _noise(x, sigma):
+    return x + np.random.default_rng(NOISE_SEED).normal(0.0, sigma, x.shape).astype(np.float32)
+
+
+# name -> (severities, function of ([0, 1] images, severity) -> images)
+TRANSFORMS = {
+    "contrast": ((0.5, 0.25), lambda x, s: x * s),
+    "brightness": ((0.2, 0.4), lambda x, s: x + s),
+    "gaussian_noise": ((0.1, 0.3), _noise),
+    "rotation": ((15, 30), _rotate),
+    "translation": ((2, 4), _translate),
+    "inverted": ((1,), lambda x, s: 1.0 - x),
+}
+
+
+def transformed(images, name, severity):
+    """The test images under one transform, clipped back to [0, 1]."""
+    return np.clip(TRANSFORMS[name][1](images, severity), 0.0, 1.0).astype(np.float32)
+
+
+def accuracy(model, images, labels, mean, std):
+    logits = model.predict(((images - mean) / std)[..., None], batch_size=1000, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def evaluate_all(models, images, labels):
+    """{transform: {"severities", "accuracy": {norm: [[per seed] per severity]}}}, plus the clean accuracy."""
+    result = {name: {"severities": list(sev), "accuracy": {}} for name, (sev, _) in TRANSFORMS.items()}
+    result["clean"] = {"severities": [0], "accuracy": {}}
+    for norm, runs in models.items():
+        loaded = []
+        for _, path in runs:
+            ds = RunFolder(path).read("config.json")["dataset"]
+            loaded.append((keras.saving.load_model(os.path.join(path, "model.keras")), ds["pixel_mean"], ds["pixel_std"]))
+        result["clean"]["accuracy"][norm] = [[accuracy(m, images, labels, mu, sd) for m, mu, sd in loaded]]
+        for name, (severities, _) in TRANSFORMS.items():
+            result[name]["accuracy"][norm] = [
+                [accuracy(m, transformed(images, name, s), labels, mu, sd) for m, mu, sd in loaded] for s in severities]
+    return result
+
+
+def plot(path, result):
+    names = [n for n in result if n != "clean"]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
+    for ax, name in zip(axes.ravel(), names):
+        entry = result[name]
+        x = [0] + entry["severities"]
+        for norm, per_severity in entry["accuracy"].items():
+            rows = result["clean"]["accuracy"][norm] + per_severity
+            means = [100 * stats.mean_ci(r)[0] for r in rows]
+            cis = [stats.mean_ci(100 * np.asarray(r))[2] for r in rows]
+            ax.errorbar(x, means, yerr=[[m - c[0] for m, c in zip(means, cis)], [c[1] - m for m, c in zip(means, cis)]],
+                        marker="o", capsize=3, label=norm)
+        ax.set_title(name.replace("_", " "), fontsize=10)
+        ax.set_xlabel("severity (0 = clean)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Test accuracy under input shift: mean over seeds, 95% CI (validation-best models, no retraining)",
+                 fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def run(base, options, log=print):
+    """Evaluates the seeds suite's models; writes shift.json and shift.png into the artifacts folder."""
+    artifacts = base.outputs.artifacts_dir
+    models = suite_models(artifacts)
+    fileio.check_writable(artifacts)
+    first = next(iter(models.values()))[0][1]
+    flags = RunFolder(first).read("config.json")["flags"]
+    images = data.raw_test_images(flags["data_path"], flags["test_limit"])
+    labels = data.read_arrays(flags["data_path"])[3].astype(np.int64)[: len(images)]
+    log(f"suite shift: {sum(len(r) for r in models.values())} models x {sum(len(s) for s, _ in TRANSFORMS.values())} "
+        "shifted test sets")
+    result = {"transforms": evaluate_all(models, images, labels),
+              "seeds": {norm: [seed for seed, _ in runs] for norm, runs in models.items()},
+              "models": "model.keras of each run (validation-best epoch)"}
+    fileio.write_json(os.path.join(artifacts, "shift.json"), result)
+    plot(os.path.join(artifacts, "shift.png"), result["transforms"])
+    return result

@@ -1,0 +1,86 @@
+"""The evaluation suites over the seeds suite's models (input shift, BN's batch statistics), on tiny data,
+and the batch independence of GN and LN."""
+
+import os
+import tempfile
+import unittest
+
+import numpy as np
+
+from keras_norm import bn_stats, shift, train
+from keras_norm import model as model_lib
+from keras_norm.config import RunConfig, SuiteOptions
+from keras_norm.errors import KerasNormError
+from keras_norm.seeds import suite_dir
+from tests import helpers
+
+
+class EvaluationSuitesTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        npz = helpers.write_small_npz(cls.tmp.name, n_train=192, n_test=40)
+        cls.artifacts = os.path.join(cls.tmp.name, "artifacts")
+        cls.base = RunConfig.create(data_path=npz, artifacts_dir=cls.artifacts, epochs=1, batch_size=32, export=False)
+        for norm, seed in (("bn", 0), ("bn", 1), ("gn", 0), ("ln", 0)):
+            config = cls.base.replace(norm=norm, seed=seed, artifacts_dir=suite_dir(cls.artifacts))
+            train.train(config, log=lambda *a, **k: None, verbose=0)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_shift_evaluates_every_model_on_every_transform(self):
+        result = shift.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
+        saved = helpers.read_json(os.path.join(self.artifacts, "shift.json"))
+        self.assertEqual(set(saved["transforms"]), set(shift.TRANSFORMS) | {"clean"})
+        for name, (severities, _) in shift.TRANSFORMS.items():
+            entry = saved["transforms"][name]
+            self.assertEqual(entry["severities"], list(severities))
+            self.assertEqual([len(per) for per in entry["accuracy"]["bn"]], [2] * len(severities))  # 2 seeds
+        self.assertEqual(result["seeds"]["bn"], [0, 1])
+        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "shift.png")))
+
+    def test_transforms_change_the_images_and_stay_in_range(self):
+        x = np.zeros((2, 28, 28), np.float32)
+        x[:, 10:18, 12:16] = 1.0
+        for name, (severities, _) in shift.TRANSFORMS.items():
+            for s in severities:
+                with self.subTest(name=name, severity=s):
+                    y = shift.transformed(x, name, s)
+                    self.assertEqual(y.shape, x.shape)
+                    self.assertGreater(float(np.abs(y - x).max()), 0.05)
+                    self.assertTrue(0.0 <= y.min() and y.max() <= 1.0)
+
+    def test_bn_batch_statistics_and_gn_ln_invariance(self):
+        result = bn_stats.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
+        self.assertEqual(len(result["bn"]["moving_statistics"]), 2)
+        self.assertEqual(sorted(result["bn"]["batch_statistics"], key=int), [str(b) for b in bn_stats.BATCH_SIZES])
+        for norm in ("gn", "ln"):
+            [check] = result["batch_invariance"][norm]
+            self.assertTrue(check["same_predictions"])
+            self.assertLess(check["max_abs_logit_diff"], 1e-4)
+        self.assertEqual(helpers.read_json(os.path.join(self.artifacts, "bn_batch_stats.json"))["batch_sizes"],
+                         list(bn_stats.BATCH_SIZES))
+
+    def test_without_suite_models_it_says_so(self):
+        with self.assertRaisesRegex(KerasNormError, "--suite=seeds"):
+            shift.run(self.base.replace(artifacts_dir=os.path.join(self.tmp.name, "empty")), SuiteOptions())
+
+
+class BatchIndependenceTest(unittest.TestCase):
+    def test_gn_and_ln_give_the_same_output_for_an_image_alone_or_in_a_batch(self):
+        x = np.random.default_rng(0).normal(size=(64, 28, 28, 1)).astype("float32")
+        for norm in ("gn", "ln", "bn"):
+            model = model_lib.build_model(norm, dropout=0.0)
+            for training in (False, True):
+                with self.subTest(norm=norm, training=training):
+                    whole = model(x, training=training).numpy()
+                    alone = np.concatenate([model(x[i:i + 1], training=training).numpy() for i in range(8)])
+                    differs = np.abs(whole[:8] - alone).max() > 1e-4
+                    # BN in training mode normalizes with the batch's statistics: the only case that depends on it.
+                    self.assertEqual(differs, norm == "bn" and training)
+
+
+if __name__ == "__main__":
+    unittest.main()
