@@ -19,10 +19,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_norm import data, fileio  # noqa: E402
+from keras_norm import fileio  # noqa: E402
 from keras_norm.report import stats  # noqa: E402
 from keras_norm.run_folder import RunFolder  # noqa: E402
-from keras_norm.seeds import suite_models  # noqa: E402
+from keras_norm.seeds import models_and_test_set  # noqa: E402
 
 BATCH_SIZES = (1, 2, 8, 32, 256, 10000)
 
@@ -87,11 +87,7 @@ def plot(path, result):
 
 def run(base, options, log=print):
     artifacts = base.outputs.artifacts_dir
-    models = suite_models(artifacts)
-    fileio.check_writable(artifacts)
-    flags = RunFolder(next(iter(models.values()))[0][1]).read("config.json")["flags"]
-    images = data.raw_test_images(flags["data_path"], flags["test_limit"])
-    labels = data.read_arrays(flags["data_path"])[3].astype(np.int64)[: len(images)]
+    models, images, labels = models_and_test_set(artifacts)
     log(f"suite bn_batch_stats: {len(models.get('bn', []))} BN models x {len(BATCH_SIZES)} batch sizes")
     result = {"batch_sizes": list(BATCH_SIZES), "test_size": len(images),
               "bn": dict(bn_gap(models.get("bn", []), images, labels), seeds=[s for s, _ in models.get("bn", [])]),

@@ -7,7 +7,7 @@ import glob
 import os
 import time
 
-from keras_norm import fileio, parallel
+from keras_norm import data, fileio, parallel
 from keras_norm.errors import KerasNormError
 from keras_norm.run_folder import RunFolder
 
@@ -39,6 +39,15 @@ def suite_models(artifacts_dir):
         raise KerasNormError(f"no trained models under {os.path.join(suite_dir(artifacts_dir), 'runs')}; "
                              "run --suite=seeds first")
     return {norm: sorted(runs) for norm, runs in out.items()}
+
+
+def models_and_test_set(artifacts_dir):
+    """(suite_models(...), the test images on the [0, 1] scale, their labels): what the evaluation suites need."""
+    models = suite_models(artifacts_dir)
+    fileio.check_writable(artifacts_dir)
+    flags = RunFolder(next(iter(models.values()))[0][1]).read("config.json")["flags"]
+    images = data.raw_test_images(flags["data_path"], flags["test_limit"])
+    return models, images, data.read_arrays(flags["data_path"])[3].astype("int64")[: len(images)]
 
 
 def configs(base):

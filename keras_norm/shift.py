@@ -18,10 +18,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from keras_norm import data, fileio  # noqa: E402
+from keras_norm import fileio  # noqa: E402
 from keras_norm.report import stats  # noqa: E402
 from keras_norm.run_folder import RunFolder  # noqa: E402
-from keras_norm.seeds import suite_models  # noqa: E402
+from keras_norm.seeds import models_and_test_set  # noqa: E402
 
 NOISE_SEED = 0
 
@@ -102,12 +102,7 @@ def plot(path, result):
 def run(base, options, log=print):
     """Evaluates the seeds suite's models; writes shift.json and shift.png into the artifacts folder."""
     artifacts = base.outputs.artifacts_dir
-    models = suite_models(artifacts)
-    fileio.check_writable(artifacts)
-    first = next(iter(models.values()))[0][1]
-    flags = RunFolder(first).read("config.json")["flags"]
-    images = data.raw_test_images(flags["data_path"], flags["test_limit"])
-    labels = data.read_arrays(flags["data_path"])[3].astype(np.int64)[: len(images)]
+    models, images, labels = models_and_test_set(artifacts)
     log(f"suite shift: {sum(len(r) for r in models.values())} models x {sum(len(s) for s, _ in TRANSFORMS.values())} "
         "shifted test sets")
     result = {"transforms": evaluate_all(models, images, labels),

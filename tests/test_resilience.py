@@ -1,6 +1,5 @@
 """Crash-and-resume, reproducibility and atomic writes."""
 
-import json
 import os
 import re
 import signal
