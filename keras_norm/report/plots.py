@@ -57,7 +57,7 @@ def _curves(ax, groups, key, scale=1.0, legend=None, style="-", with_label=True)
 
 
 def _final_mean(values):
-    return f"final {values[:, -1].mean():.4g}"
+    return f"final {values[:, -1].mean():.4f}"  # as in report.md
 
 
 def _final_ci(values):
@@ -80,6 +80,7 @@ def graph1_loss(path, groups):
         ax.legend(fontsize=8, loc="upper right")
     axes[0].set_ylabel("data loss (log scale)")
     fig.suptitle(f"Graph 1: data loss, L1/L2 penalty excluded\n{runs_lib.describe(groups)}", fontsize=10)
+    fig.tight_layout()
     _save(fig, path)
 
 

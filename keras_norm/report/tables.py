@@ -81,7 +81,7 @@ def _summary_row(name, runs):
 def summary_table(groups):
     return ["| variant | norm | L1 | L2 | params | seeds | final-epoch test acc. (%) | 95% CI of the mean | "
             "test acc. at the validation-best epoch (%) | final test data loss | L1/L2 penalty (final) | "
-            "first epoch ≥ 99.4% test | near-zero weights (|w| < 1e-3) | mean |w| | s/epoch |",
+            "first epoch ≥ 99.4% test | near-zero weights (abs(w) < 1e-3) | mean abs(w) | s/epoch |",
             "|---" * 15 + "|"] + [_summary_row(n, rs) for n, rs in groups.items()]
 
 
