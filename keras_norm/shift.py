@@ -38,6 +38,10 @@ def _noise(x, sigma):
     return x + np.random.default_rng(NOISE_SEED).normal(0.0, sigma, x.shape).astype(np.float32)
 
 
+# The severity that leaves the images as they are (the clean point of each curve), and the axis label.
+CLEAN = {"contrast": (1.0, "contrast factor (1 = clean)"), "brightness": (0.0, "added brightness (0 = clean)"),
+         "gaussian_noise": (0.0, "noise std (0 = clean)"), "rotation": (0.0, "degrees (0 = clean)"),
+         "translation": (0.0, "pixels right and down (0 = clean)"), "inverted": (0.0, "inverted (0 = clean)")}
 # name -> (severities, function of ([0, 1] images, severity) -> images)
 TRANSFORMS = {
     "contrast": ((0.5, 0.25), lambda x, s: x * s),
@@ -80,7 +84,7 @@ def plot(path, result):
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
     for ax, name in zip(axes.ravel(), names):
         entry = result[name]
-        x = [0] + entry["severities"]
+        x = [CLEAN[name][0]] + entry["severities"]
         for norm, per_severity in entry["accuracy"].items():
             rows = result["clean"]["accuracy"][norm] + per_severity
             means = [100 * stats.mean_ci(r)[0] for r in rows]
@@ -88,7 +92,7 @@ def plot(path, result):
             ax.errorbar(x, means, yerr=[[m - c[0] for m, c in zip(means, cis)], [c[1] - m for m, c in zip(means, cis)]],
                         marker="o", capsize=3, label=norm)
         ax.set_title(name.replace("_", " "), fontsize=10)
-        ax.set_xlabel("severity (0 = clean)")
+        ax.set_xlabel(CLEAN[name][1])
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -42,6 +42,7 @@ class EvaluationSuitesTest(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(self.artifacts, "shift.png")))
 
     def test_transforms_change_the_images_and_stay_in_range(self):
+        self.assertEqual(set(shift.CLEAN), set(shift.TRANSFORMS))  # every curve has its clean point
         x = np.zeros((2, 28, 28), np.float32)
         x[:, 10:18, 12:16] = 1.0
         for name, (severities, _) in shift.TRANSFORMS.items():
