@@ -95,6 +95,22 @@ class BadInputTest(unittest.TestCase):
             self.assertIn(flag, out)
 
 
+class ConsoleScriptTest(unittest.TestCase):
+    def test_keras_norm_command_is_main_py(self):
+        import shutil
+        import subprocess
+
+        command = shutil.which("keras-norm")
+        if command is None:
+            self.skipTest("the package is not installed (pip install -e .[cpu] installs keras-norm)")
+        for args, code in ((["--help"], 0), (["--norm=xx"], 2)):
+            done = subprocess.run([command, *args], capture_output=True, text=True, timeout=120)
+            self.assertEqual(done.returncode, code, done.stderr)
+            expected = helpers.run_main(*args)
+            self.assertEqual((done.stdout, done.stderr.strip().splitlines()[-1:]),
+                             (expected[1], expected[2].strip().splitlines()[-1:]))
+
+
 class EndToEndTest(unittest.TestCase):
     """Subprocesses, as a user runs the command: two short runs, then the report over them."""
 
