@@ -21,6 +21,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_norm import fileio  # noqa: E402
 from keras_norm.report import stats  # noqa: E402
+from keras_norm.report.plots import save_figure  # noqa: E402
 from keras_norm.run_folder import RunFolder  # noqa: E402
 from keras_norm.seeds import models_and_test_set  # noqa: E402
 
@@ -80,9 +81,7 @@ def plot(path, result):
     ax.set_title("BatchNorm at test time: moving vs batch statistics", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, dpi=130)
 
 
 def run(base, options, log=print):

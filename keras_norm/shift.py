@@ -20,6 +20,7 @@ from scipy import ndimage  # noqa: E402
 
 from keras_norm import fileio  # noqa: E402
 from keras_norm.report import stats  # noqa: E402
+from keras_norm.report.plots import save_figure  # noqa: E402
 from keras_norm.run_folder import RunFolder  # noqa: E402
 from keras_norm.seeds import models_and_test_set  # noqa: E402
 
@@ -98,9 +99,7 @@ def plot(path, result):
         ax.legend(fontsize=8)
     fig.suptitle("Test accuracy under input shift: mean over seeds, 95% CI (validation-best models, no retraining)",
                  fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, dpi=130)
 
 
 def run(base, options, log=print):

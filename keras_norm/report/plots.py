@@ -65,8 +65,11 @@ def _final_ci(values):
     return f"final {mean:.3f}% (95% CI {low:.3f}–{high:.3f})" if values.shape[0] > 1 else f"final {mean:.3f}%"
 
 
-def _save(fig, path):
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+def save_figure(fig, path, dpi=DPI, layout=True):
+    """Lays the figure out (unless a legend sits outside the axes), writes it and frees it."""
+    if layout:
+        fig.tight_layout()
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -80,8 +83,7 @@ def graph1_loss(path, groups):
         ax.legend(fontsize=8, loc="upper right")
     axes[0].set_ylabel("data loss (log scale)")
     fig.suptitle(f"Graph 1: data loss, L1/L2 penalty excluded\n{runs_lib.describe(groups)}", fontsize=10)
-    fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def graph2_accuracy(path, groups):
@@ -101,7 +103,7 @@ def graph2_accuracy(path, groups):
     ax.set_title(f"Graph 2: test accuracy per epoch (mean of seeds, band min–max)\n{runs_lib.describe(groups)}",
                  fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
-    _save(fig, path)
+    save_figure(fig, path, layout=False)
 
 
 def training_curves(path, groups):
@@ -119,8 +121,7 @@ def training_curves(path, groups):
         ax.legend(fontsize=7)
     fig.suptitle(f"Training and validation curves (training numbers include dropout and augmentation)\n"
                  f"{runs_lib.describe(groups)}", fontsize=10)
-    fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_mistakes(path, run, images):
@@ -134,8 +135,7 @@ def plot_mistakes(path, run, images):
                      f"true {item['true']} (p {item['p_true']:.2f})", fontsize=8)
     fig.suptitle(f"{label(run)}, seed {run.seed}, final model:\n{min(10, run.mistakes['errors'])} most confident of its "
                  f"{run.mistakes['errors']} test errors", fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def confusion_matrices(path, groups):
@@ -161,8 +161,7 @@ def confusion_matrices(path, groups):
         ax.set_ylabel("true", fontsize=8)
         ax.set_title(f"{label(run)}, seed {run.seed}\n{run.mistakes['errors']} errors", fontsize=8)
     fig.suptitle("Test errors by true and predicted class (off-diagonal counts)", fontsize=10)
-    fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def mistake_grids(artifacts_dir, groups, log):
