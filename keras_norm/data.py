@@ -56,12 +56,18 @@ class Dataset:
 
 
 
-def raw_test_images(data_path=None, test_limit=0):
-    """The test images on the [0, 1] pixel scale, for pictures (no split, no standardization)."""
-    _, _, x_test, _, _, source = read_arrays(data_path)
+def raw_test_set(data_path=None, test_limit=0):
+    """(test images on the [0, 1] pixel scale, labels), for pictures and evaluations (no split, no standardization)."""
+    _, _, x_test, y_test, _, _ = read_arrays(data_path)
     x_test = x_test[..., 0] if x_test.ndim == 4 else x_test
-    x_test = x_test[:test_limit] if test_limit else x_test
-    return x_test.astype(np.float32) / 255.0
+    if test_limit:
+        x_test, y_test = x_test[:test_limit], y_test[:test_limit]
+    return x_test.astype(np.float32) / 255.0, y_test.astype(np.int64)
+
+
+def raw_test_images(data_path=None, test_limit=0):
+    """The test images on the [0, 1] pixel scale."""
+    return raw_test_set(data_path, test_limit)[0]
 
 
 def load_npz(path):

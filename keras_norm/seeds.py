@@ -46,8 +46,7 @@ def models_and_test_set(artifacts_dir):
     models = suite_models(artifacts_dir)
     fileio.check_writable(artifacts_dir)
     flags = RunFolder(next(iter(models.values()))[0][1]).read("config.json")["flags"]
-    images = data.raw_test_images(flags["data_path"], flags["test_limit"])
-    return models, images, data.read_arrays(flags["data_path"])[3].astype("int64")[: len(images)]
+    return (models, *data.raw_test_set(flags["data_path"], flags["test_limit"]))
 
 
 def configs(base):

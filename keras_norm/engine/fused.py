@@ -100,6 +100,16 @@ class FusedBatchNormalization(_FusedMixin, keras.layers.BatchNormalization):
         return outputs
 
 
+def _per_group_sum(t, groups):
+    """(N, C) -> (N, G, 1): the sum over each group's channels."""
+    return tf.reduce_sum(tf.reshape(t, [-1, groups, t.shape[-1] // groups]), axis=2, keepdims=True)
+
+
+def _per_channel(t, channels):
+    """(N, G, 1) or (N, G, C/G) -> (N, 1, 1, C): a per-group or per-channel value broadcast to every channel."""
+    return tf.reshape(t * tf.ones([1, 1, channels // t.shape[1]], t.dtype), [-1, 1, 1, channels])
+
+
 def group_norm(x, gamma, beta, groups, epsilon):
     """Group normalization of channels-last (N, H, W, C) `x` with an explicit, short backward pass.
 
@@ -115,12 +125,8 @@ def group_norm(x, gamma, beta, groups, epsilon):
     """
     channels = x.shape[-1]
     per_group = channels // groups
-
-    def per_group_sum(t):  # (N, C) -> (N, G, 1)
-        return tf.reduce_sum(tf.reshape(t, [-1, groups, per_group]), axis=2, keepdims=True)
-
-    def per_channel(t):  # (N, G, 1) or (N, G, C/G) -> (N, 1, 1, C)
-        return tf.reshape(t * tf.ones([1, 1, per_group], t.dtype), [-1, 1, 1, channels])
+    per_group_sum = lambda t: _per_group_sum(t, groups)  # noqa: E731
+    per_channel = lambda t: _per_channel(t, channels)  # noqa: E731
 
     @tf.custom_gradient
     def _group_norm(x, gamma, beta):
