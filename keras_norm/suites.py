@@ -12,6 +12,7 @@ Suite = collections.namedtuple("Suite", "module help")
 
 SUITES = {
     "seeds": Suite("keras_norm.seeds", "BN+L1+L2, GN+L1, LN+L2 and no norm, 5 seeds each (the main experiment)"),
+    "tune": Suite("keras_norm.tune", "the recipe's peak learning rate x dropout, chosen on the validation split"),
     "noise": Suite("keras_norm.noise", "one seed trained twice without and twice with op determinism"),
     "shift": Suite("keras_norm.shift", "the seeds suite's models on shifted test sets (no training)"),
     "bn_batch_stats": Suite("keras_norm.bn_stats", "BN models with moving vs batch statistics; GN/LN batch "
