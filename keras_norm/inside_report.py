@@ -1,0 +1,84 @@
+"""`--suite=inside`: the seeds suite's `inside.json` files (keras_norm/inside.py) gathered per norm into
+`artifacts/inside.json`, and `artifacts/inside.png` (no training).
+
+Per norm, statistic and layer: the mean over the suite's seeds at every epoch. Columns of the figure are the
+norms; rows are the standard deviation of the activations entering the norm, of those leaving it, and the
+gradient norm of each convolution's kernel.
+"""
+
+import glob
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_norm import fileio, inside  # noqa: E402
+from keras_norm.errors import KerasNormError  # noqa: E402
+from keras_norm.report.plots import save_figure  # noqa: E402
+from keras_norm.run_folder import RunFolder  # noqa: E402
+from keras_norm.seeds import suite_dir  # noqa: E402
+
+STATS = ("in_mean", "in_std", "out_mean", "out_std", "grad_norm", "kernel_norm")
+PLOTTED = (("in_std", "std entering the norm"), ("out_std", "std leaving the norm (before ReLU)"),
+           ("grad_norm", "|d data loss / d kernel|"))
+
+
+def gather(artifacts_dir):
+    """{norm: {"seeds": [...], "layers": [...], stat: [epochs][layers] mean over seeds, stat_per_seed}}."""
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(suite_dir(artifacts_dir), "runs", "*"))):
+        folder = RunFolder(path)
+        metrics, rows = folder.finished_metrics(), folder.read(inside.FILE, {}).get("epochs")
+        if metrics and rows:
+            runs.setdefault(metrics["norm"], []).append((metrics["seed"], rows))
+    if not runs:
+        raise KerasNormError(f"no finished run with {inside.FILE} under {suite_dir(artifacts_dir)}; "
+                             "run --suite=seeds first")
+    return {norm: _per_norm(sorted(found, key=lambda s: s[0])) for norm, found in sorted(runs.items())}
+
+
+def _per_norm(found):
+    epochs = min(len(rows) for _, rows in found)
+    out = {"seeds": [s for s, _ in found], "epochs": epochs,
+           "layers": [layer["layer"] for layer in found[0][1][0]["layers"]]}
+    for stat in STATS:
+        per_seed = np.array([inside.series(rows[:epochs], stat) for _, rows in found])  # seeds, epochs, layers
+        out[stat] = np.round(per_seed.mean(axis=0), 6).tolist()
+    out["data_loss"] = np.round(np.mean([[r["data_loss"] for r in rows[:epochs]] for _, rows in found], 0),
+                                6).tolist()
+    return out
+
+
+def plot(result, path):
+    norms = list(result)
+    fig, axes = plt.subplots(len(PLOTTED), len(norms), figsize=(3.2 * len(norms), 2.6 * len(PLOTTED)),
+                             sharex=True, sharey="row", squeeze=False)
+    for col, norm in enumerate(norms):
+        entry = result[norm]
+        epochs = np.arange(1, entry["epochs"] + 1)
+        for row, (stat, label) in enumerate(PLOTTED):
+            ax = axes[row][col]
+            for i, layer in enumerate(entry["layers"]):
+                ax.plot(epochs, np.array(entry[stat])[:, i], label=layer)
+            ax.set_yscale("log")
+            ax.set_title(f"{norm}: {label}" if row == 0 else label, fontsize=8)
+            ax.grid(alpha=0.3)
+        axes[-1][col].set_xlabel("epoch")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(f"Inside the network: {inside.PROBE_IMAGES} fixed validation images after each epoch, "
+                 "mean over seeds", fontsize=10)
+    return save_figure(fig, path)
+
+
+def run(base, options, log=print):
+    artifacts = base.outputs.artifacts_dir
+    fileio.check_writable(artifacts)
+    result = gather(artifacts)
+    fileio.write_json(os.path.join(artifacts, "inside.json"), {"probe_images": inside.PROBE_IMAGES, "norms": result})
+    plot(result, os.path.join(artifacts, "inside.png"))
+    seeds = ", ".join(f"{norm} ({len(entry['seeds'])} seeds)" for norm, entry in result.items())
+    log(f"suite inside: {seeds} -> {os.path.join(artifacts, 'inside.json')}")
+    return result
