@@ -28,7 +28,7 @@ from keras_norm.seeds import models_and_test_set  # noqa: E402
 BATCH_SIZES = (1, 2, 8, 32, 256, 10000)
 
 
-def _load(path, images):
+def load_model_and_images(path, images):
     """The run's model.keras and the test images standardized with the run's own statistics."""
     ds = RunFolder(path).read("config.json")["dataset"]
     return keras.saving.load_model(os.path.join(path, "model.keras")), ((images - ds["pixel_mean"]) / ds["pixel_std"])[..., None]
@@ -46,7 +46,7 @@ def batch_statistics_logits(model, x, batch_size):
 def bn_gap(runs, images, labels):
     moving, own = [], {b: [] for b in BATCH_SIZES}
     for _, path in runs:
-        model, x = _load(path, images)
+        model, x = load_model_and_images(path, images)
         moving.append(float(np.mean(model.predict(x, batch_size=1000, verbose=0).argmax(1) == labels)))
         for b in BATCH_SIZES:
             own[b].append(float(np.mean(batch_statistics_logits(model, x, b).argmax(1) == labels)))
@@ -56,7 +56,7 @@ def bn_gap(runs, images, labels):
 def batch_invariance(runs, images):
     out = []
     for _, path in runs:
-        model, x = _load(path, images)
+        model, x = load_model_and_images(path, images)
         one = tf.function(lambda batch: model(batch, training=False))
         single = np.concatenate([one(tf.constant(x[i:i + 1])).numpy() for i in range(len(x))])
         whole = model.predict(x, batch_size=len(x), verbose=0)

@@ -218,8 +218,8 @@ class SuiteOptions:
     """Parameters of the suites (`--suite`), not of a run."""
 
     jobs: Optional[int] = None  # parallel training processes (default: min(2, cores))
-    sweep_epochs: int = 2  # epochs per cell of the batch sweep
-    sweep_seeds: int = 1  # seeds 0..N-1 per cell of the batch sweep
+    sweep_epochs: int = 5  # epochs per cell of the batch sweep
+    sweep_seeds: int = 2  # seeds 0..N-1 per cell of the batch sweep
 
     def validate(self):
         if self.jobs is not None:

@@ -1,11 +1,17 @@
-"""The batch-size sweep: test error of bn, gn and ln at batch sizes 2..128 (the GN paper's test).
+"""The batch-size sweep (`--suite=batch_sweep`): bn, gn and ln at batch sizes 2..128, trained properly.
 
-Every cell trains the same number of epochs; the learning rate scales linearly with the batch
-size from the 128 setting (lr_B = lr * B / 128). BN is evaluated as deployed: in inference mode,
-with its moving statistics. Runs live in `artifacts/sweep/runs/` so that they stay out of the main
-report; the results go to `artifacts/batch_sweep.json` and `artifacts/batch_sweep.png`.
+Every cell trains the same number of epochs (`--sweep_epochs`, default 5) on the full training split, no
+L1/L2 penalty (the norm alone), the main recipe otherwise (its one-cycle schedule ramps the rate up over the
+first 25% of the steps: the warm-up). The peak learning rate follows a rule from the main recipe's batch 64
+and lr 0.05: `linear` (lr * B/64) or `sqrt` (lr * sqrt(B/64)), chosen first on the **validation split** at
+batch RULE_BATCH (seed 0, every norm): the rule with the higher mean final validation accuracy trains the grid.
+
+BN is evaluated twice: with its moving statistics (as deployed) and with each test batch's own statistics
+at the batch size it trained with. Cells go seed by seed, cheapest first, two at a time; the suite resumes
+any time. Runs live in `artifacts/sweep/runs/`; results in `artifacts/batch_sweep.json` and `.png`.
 """
 
+import collections
 import os
 import time
 
@@ -15,84 +21,122 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_norm import fileio, parallel  # noqa: E402
+from keras_norm import bn_stats, data, fileio, parallel  # noqa: E402
+from keras_norm.report.plots import save_figure  # noqa: E402
 
 BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
 NORMS = ("bn", "gn", "ln")
-REFERENCE_BATCH = 128
+REFERENCE = (64, 0.05)  # the main recipe's batch size and peak learning rate
+RULES = {"linear": lambda b: b / REFERENCE[0], "sqrt": lambda b: (b / REFERENCE[0]) ** 0.5}
+RULE_BATCH = 8
 
 
-def configs(base, epochs, batch_sizes=BATCH_SIZES, norms=NORMS, seeds=(0,)):
-    out = []
-    for norm in norms:
-        for b in batch_sizes:
-            for seed in seeds:
-                out.append(base.replace(
-                    norm=norm, l1=0.0, l2=0.0, batch_size=b, seed=seed, epochs=epochs,
-                    lr=base.learning.lr * b / REFERENCE_BATCH, export=False,
-                    run_name=f"{norm}_bs{b}" + (f"_seed-{seed}" if seed else ""),
-                    # Many tiny steps: run several per compiled call (same updates, less overhead).
-                    steps_per_execution=max(base.runtime.steps_per_execution, 64 // b),
-                    artifacts_dir=os.path.join(base.outputs.artifacts_dir, "sweep")))
+def cell(base, norm, batch, seed, epochs, rule):
+    return base.replace(
+        norm=norm, l1=0.0, l2=0.0, batch_size=batch, seed=seed, epochs=epochs, lr=REFERENCE[1] * RULES[rule](batch),
+        export=False, deterministic=True, run_name=f"{norm}_bs{batch}_{rule}_seed-{seed}",
+        steps_per_execution=max(base.runtime.steps_per_execution, 64 // batch),  # many tiny steps per call
+        artifacts_dir=os.path.join(base.outputs.artifacts_dir, "sweep"))
+
+
+def choose_rule(base, epochs, norms, jobs, log):
+    """{rule: mean final validation accuracy at RULE_BATCH} and the chosen rule."""
+    todo = [cell(base, norm, RULE_BATCH, 0, epochs, rule) for rule in RULES for norm in norms]
+    results = parallel.train_all(todo, jobs, fresh_processes=True)  # determinism is process-wide
+    parallel.raise_failures("batch_sweep (rule)", results)
+    scores = {rule: round(float(np.mean([r["final_val_accuracy"] for c, r in zip(todo, results)
+                                         if c.outputs.run_name.endswith(f"_{rule}_seed-0")])), 5) for rule in RULES}
+    chosen = max(scores, key=scores.get)
+    log(f"suite batch_sweep: lr rule chosen on validation at batch {RULE_BATCH}: {chosen} {scores}")
+    return scores, chosen
+
+
+def grid(base, epochs, batch_sizes, norms, seeds, rule):
+    """Seed by seed, largest batch (cheapest) first, so a stopped sweep has whole curves."""
+    return [cell(base, norm, b, s, epochs, rule) for s in seeds for b in sorted(batch_sizes, reverse=True)
+            for norm in norms]
+
+
+def bn_batch_error(result, batch, test_set):
+    """Test error (%) of a BN run's model with each test batch's own statistics (cached in the run folder)."""
+    path = os.path.join(result["folder"], "batch_statistics.json")
+    if not os.path.exists(path):
+        model, x = bn_stats.load_model_and_images(result["folder"], test_set[0])
+        acc = float(np.mean(bn_stats.batch_statistics_logits(model, x, batch).argmax(1) == test_set[1]))
+        fileio.write_json(path, {"batch_size": batch, "test_accuracy": acc})
+    return round(100 * (1 - fileio.read_json(path)["test_accuracy"]), 3)
+
+
+def summarize(todo, results, test_set):
+    """batch_sweep.json's per-cell numbers: {key: {norm: [per batch [per seed]]}}."""
+    out = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(list)))
+    for config, result in zip(todo, results):
+        norm, batch = config.learning.norm, config.learning.batch_size
+        out["test_error_per_seed"][norm][batch].append(round(100 * (1 - result["final_test_accuracy"]), 3))
+        out["val_error_per_seed"][norm][batch].append(round(100 * (1 - result["final_val_accuracy"]), 3))
+        if norm == "bn":
+            out["bn_batch_statistics_test_error_per_seed"][norm][batch].append(
+                bn_batch_error(result, batch, test_set))
     return out
 
 
-def summarize(results, batch_sizes, norms, seeds, epochs):
-    """batch_sweep.json content: test error (%) per norm and batch size, mean over seeds."""
-    error, per_seed = {}, {}
-    for norm in norms:
-        error[norm], per_seed[norm] = [], []
-        for b in batch_sizes:
-            accs = [r["final_test_accuracy"] for r in results
-                    if r.get("norm") == norm and r.get("batch_size") == b]
-            error[norm].append(round(100 * (1 - float(np.mean(accs))), 3) if len(accs) == len(seeds) else None)
-            per_seed[norm].append([round(100 * (1 - a), 3) for a in accs])
-    return {"batch_sizes": list(batch_sizes), "epochs": epochs, "seeds": list(seeds), "test_error": error,
-            "test_error_per_seed": per_seed}
-
-
-def plot(path, sweep):
-    names = {"bn": "BatchNorm (inference mode)", "gn": "GroupNorm (4 groups)", "ln": "LayerNorm", "none": "no norm"}
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for norm, errors in sweep["test_error"].items():
-        xs = [b for b, e in zip(sweep["batch_sizes"], errors) if e is not None]
-        ys = [e for e in errors if e is not None]
-        ax.plot(xs, ys, "o-", label=names.get(norm, norm))
-        for x, y in zip(xs, ys):
-            ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(sweep["batch_sizes"])
-    ax.set_xticklabels([str(b) for b in sweep["batch_sizes"]])
-    ax.invert_xaxis()  # as in the GN paper: batch size shrinks to the right
-    ax.set_xlabel("batch size (images per step), log2 scale")
-    ax.set_ylabel("test error (%)")
-    ax.set_title(f"Test error vs batch size, MNIST ({sweep.get('train_size')} train / {sweep.get('test_size')} test "
-                 f"images), {sweep['epochs']} epoch(s), lr scaled with batch size\n"
-                 f"mean of seed(s) {', '.join(map(str, sweep['seeds']))}", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+def as_lists(per_cell, batch_sizes):
+    """{norm: {batch: [seeds]}} -> per seed lists in batch order, and their means (None when missing)."""
+    per_seed = {n: [cells.get(b, []) for b in batch_sizes] for n, cells in per_cell.items()}
+    means = {n: [round(float(np.mean(v)), 3) if v else None for v in rows] for n, rows in per_seed.items()}
+    return per_seed, means
 
 
 def run(base, options, log=print, batch_sizes=BATCH_SIZES, norms=NORMS):
-    """Trains every cell (skipping finished ones); writes batch_sweep.json and batch_sweep.png."""
+    """Chooses the lr rule, trains every cell (skipping finished ones); writes batch_sweep.json and .png."""
     seeds, epochs = tuple(range(options.sweep_seeds)), options.sweep_epochs
-    fileio.check_writable(base.outputs.artifacts_dir)
-    todo = configs(base, epochs, batch_sizes, norms, seeds)
+    artifacts = base.outputs.artifacts_dir
+    fileio.check_writable(os.path.join(artifacts, "sweep"))
     start = time.time()
-    log(f"suite batch_sweep: {len(todo)} runs of {epochs} epoch(s)")
-    results = parallel.train_all(todo, options.jobs)
-    for config, result in zip(todo, results):
-        result["batch_size"] = config.learning.batch_size
-    sweep = summarize(results, batch_sizes, norms, seeds, epochs)
-    dataset = next((r["dataset"] for r in results if "dataset" in r), {})
-    sweep["train_size"], sweep["test_size"] = dataset.get("train_size"), dataset.get("test_size")
-    sweep["lr_rule"] = f"lr = {base.learning.lr:g} * batch_size / {REFERENCE_BATCH}, {base.learning.schedule} schedule"
-    sweep["wall_seconds"] = round(time.time() - start, 1)
+    scores, rule = choose_rule(base, epochs, norms, options.jobs, log)
+    todo = grid(base, epochs, batch_sizes, norms, seeds, rule)
+    log(f"suite batch_sweep: {len(todo)} runs of {epochs} epochs")
+    results = parallel.train_all(todo, options.jobs, fresh_processes=True)
     parallel.raise_failures("batch_sweep", results)
-    fileio.write_json(os.path.join(base.outputs.artifacts_dir, "batch_sweep.json"), sweep)
-    plot(os.path.join(base.outputs.artifacts_dir, "batch_sweep.png"), sweep)
+    cells = summarize(todo, results, data.raw_test_set(base.learning.data_path, base.learning.test_limit))
+    sweep = {"batch_sizes": list(batch_sizes), "epochs": epochs, "seeds": list(seeds), "penalty": "none",
+             "lr_rule": {"chosen": rule, "peak_lr": {str(b): round(REFERENCE[1] * RULES[rule](b), 6)
+                                                     for b in batch_sizes},
+                         "validation_accuracy_at_batch": RULE_BATCH, "mean_final_val_accuracy": scores,
+                         "warm_up": "one-cycle: the rate rises over the first 25% of the steps"}}
+    for key in cells:
+        sweep[key], sweep[key.replace("_per_seed", "")] = as_lists(cells[key], batch_sizes)
+    sweep.update({k: results[0]["dataset"][k] for k in ("train_size", "val_size", "test_size")})
+    sweep["wall_seconds"] = round(time.time() - start, 1)
+    fileio.write_json(os.path.join(artifacts, "batch_sweep.json"), sweep)
+    plot(os.path.join(artifacts, "batch_sweep.png"), sweep)
     log(f"suite batch_sweep: done in {sweep['wall_seconds'] / 60:.1f} min")
     return sweep
+
+
+def plot(path, sweep):
+    names = {"bn": "BatchNorm (moving statistics)", "gn": "GroupNorm (4 groups)", "ln": "LayerNorm"}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    sizes = sweep["batch_sizes"]
+    curves = [(names.get(n, n), e, "o-") for n, e in sweep["test_error"].items()]
+    curves += [("BatchNorm (the test batch's own statistics)", e, "s--")
+               for e in sweep.get("bn_batch_statistics_test_error", {}).values()]
+    for label, errors, style in curves:
+        xs = [b for b, e in zip(sizes, errors) if e is not None]
+        ys = [e for e in errors if e is not None]
+        ax.plot(xs, ys, style, label=label)
+        for x, y in zip(xs, ys):
+            ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([str(b) for b in sizes])
+    ax.invert_xaxis()  # as in the GN paper: batch size shrinks to the right
+    ax.set_xlabel("batch size (images per step), log2 scale")
+    ax.set_ylabel("final test error (%), log scale")
+    ax.set_title(f"Test error vs batch size: {sweep['train_size']} training images, {sweep['epochs']} epochs, "
+                 f"{sweep['lr_rule']['chosen']} lr rule, no penalty\nmean of seed(s) "
+                 f"{', '.join(map(str, sweep['seeds']))}", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

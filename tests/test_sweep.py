@@ -9,33 +9,37 @@ from tests import helpers
 
 
 class SweepTest(unittest.TestCase):
-    def test_configs_scale_lr_linearly(self):
-        cells = sweep.configs(RunConfig.create(lr=0.05), epochs=3, seeds=(0, 1))
-        self.assertEqual(len(cells), len(sweep.BATCH_SIZES) * len(sweep.NORMS) * 2)
-        for c in cells:
-            self.assertAlmostEqual(c.learning.lr, 0.05 * c.learning.batch_size / 128)
-            self.assertEqual(c.learning.epochs, 3)
-        self.assertEqual({c.folder_name for c in cells if c.learning.batch_size == 2},
-                         {"bn_bs2", "gn_bs2", "ln_bs2", "bn_bs2_seed-1", "gn_bs2_seed-1", "ln_bs2_seed-1"})
+    def test_cells_follow_the_rule_from_the_main_recipe(self):
+        base = RunConfig.create()
+        for rule, scale in (("linear", lambda b: b / 64), ("sqrt", lambda b: (b / 64) ** 0.5)):
+            cells = sweep.grid(base, 5, sweep.BATCH_SIZES, sweep.NORMS, (0, 1), rule)
+            self.assertEqual(len(cells), len(sweep.BATCH_SIZES) * len(sweep.NORMS) * 2)
+            for c in cells:
+                self.assertAlmostEqual(c.learning.lr, 0.05 * scale(c.learning.batch_size))
+                self.assertEqual((c.learning.epochs, c.learning.l1, c.learning.l2), (5, 0.0, 0.0))
+            self.assertEqual([c.learning.seed for c in cells[:21]], [0] * 21)  # seed by seed: whole curves first
 
     def test_tiny_sweep_writes_json_and_plot(self):
         with tempfile.TemporaryDirectory() as tmp:
             npz = helpers.write_small_npz(tmp, n_train=128, n_test=64)
-            base = RunConfig.create(data_path=npz, artifacts_dir=os.path.join(tmp, "artifacts"))
-            result = sweep.run(base, SuiteOptions(jobs=1, sweep_epochs=1), log=lambda *a, **k: None, batch_sizes=(16, 64),
-                               norms=("bn", "gn"))
-            saved = helpers.read_json(os.path.join(tmp, "artifacts", "batch_sweep.json"))
-            self.assertEqual(saved["batch_sizes"], [16, 64])
-            self.assertEqual(saved["epochs"], 1)
-            self.assertEqual(set(saved["test_error"]), {"bn", "gn"})
+            artifacts = os.path.join(tmp, "artifacts")
+            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts)
+            result = sweep.run(base, SuiteOptions(jobs=2, sweep_epochs=1, sweep_seeds=1), log=lambda *a, **k: None,
+                               batch_sizes=(16, 64), norms=("bn", "gn"))
+            saved = helpers.read_json(os.path.join(artifacts, "batch_sweep.json"))
+            self.assertEqual(saved, result)
+            self.assertEqual((saved["batch_sizes"], saved["epochs"]), ([16, 64], 1))
+            self.assertEqual(saved["train_size"] + saved["val_size"], 128)  # the full training split
+            self.assertIn(saved["lr_rule"]["chosen"], sweep.RULES)
+            rule = saved["lr_rule"]["chosen"]
             for norm, errors in saved["test_error"].items():
-                self.assertEqual(len(errors), 2)
-                run = helpers.read_json(os.path.join(tmp, "artifacts", "sweep", "runs", f"{norm}_bs16", "metrics.json"))
-                self.assertAlmostEqual(errors[0], round(100 * (1 - run["final_test_accuracy"]), 3))
-            self.assertEqual(result["test_error"], saved["test_error"])
-            self.assertTrue(os.path.exists(os.path.join(tmp, "artifacts", "batch_sweep.png")))
-            # The sweep's runs stay out of the main runs folder.
-            self.assertFalse(os.path.exists(os.path.join(tmp, "artifacts", "runs")))
+                run = helpers.read_json(os.path.join(artifacts, "sweep", "runs", f"{norm}_bs16_{rule}_seed-0",
+                                                     "metrics.json"))
+                self.assertEqual(errors[0], round(100 * (1 - run["final_test_accuracy"]), 3))
+            self.assertEqual(set(saved["bn_batch_statistics_test_error"]), {"bn"})
+            self.assertEqual(len(saved["bn_batch_statistics_test_error"]["bn"]), 2)
+            self.assertTrue(os.path.exists(os.path.join(artifacts, "batch_sweep.png")))
+            self.assertFalse(os.path.exists(os.path.join(artifacts, "runs")))  # out of the main runs folder
 
 
 class LearningRateSweepTest(unittest.TestCase):
