@@ -71,7 +71,8 @@ flags.DEFINE_boolean("export", _O.export, "Export the best model as a TensorFlow
 flags.DEFINE_enum("suite", None, list(SUITES), "Run a suite: " + "; ".join(f"'{n}' = {s.help}" for n, s in SUITES.items()))
 flags.DEFINE_integer("jobs", _S.jobs, "Parallel training processes for --suite (default: min(2, cores)).")
 flags.DEFINE_integer("sweep_epochs", _S.sweep_epochs, "Epochs per cell of --suite=batch_sweep.")
-flags.DEFINE_integer("sweep_seeds", _S.sweep_seeds, "Seeds (0..N-1) per cell of --suite=batch_sweep.")
+flags.DEFINE_integer("sweep_seeds", _S.sweep_seeds, "Seeds (0..N-1) per cell of --suite=batch_sweep (1 = seed 0's "
+                     "curves alone, e.g. to report a sweep that is still running).")
 flags.DEFINE_boolean("report", True, "Render the report over all runs after training.")
 flags.DEFINE_boolean("report_only", False, "Only render graphs, grids and tables from existing runs.")
 flags.DEFINE_list("runs", [], "Run names for the comparison graphs (default: the latest suite, else all).")
