@@ -2,8 +2,8 @@
 
 Every cell trains the same number of epochs (`--sweep_epochs`, default 5) on the full training split, no
 L1/L2 penalty (the norm alone), the main recipe otherwise (its one-cycle schedule ramps the rate up over the
-first 25% of the steps: the warm-up). The peak learning rate follows a rule from the main recipe's batch 64
-and lr 0.05: `linear` (lr * B/64) or `sqrt` (lr * sqrt(B/64)), chosen first on the **validation split** at
+first 25% of the steps: the warm-up). The peak learning rate follows a rule from the main recipe's batch size
+and peak rate (REFERENCE): `linear` (lr * B/64) or `sqrt` (lr * sqrt(B/64)), chosen first on the **validation split** at
 batch RULE_BATCH (seed 0, every norm): the rule with the higher mean final validation accuracy trains the grid.
 
 BN is evaluated twice: with its moving statistics (as deployed) and with each test batch's own statistics
@@ -22,11 +22,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_norm import bn_stats, data, fileio, parallel  # noqa: E402
+from keras_norm.config import Learning  # noqa: E402
 from keras_norm.report.plots import save_figure  # noqa: E402
 
 BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
 NORMS = ("bn", "gn", "ln")
-REFERENCE = (64, 0.05)  # the main recipe's batch size and peak learning rate
+REFERENCE = (Learning().batch_size, Learning().lr)  # the main recipe's batch size and peak learning rate
 RULES = {"linear": lambda b: b / REFERENCE[0], "sqrt": lambda b: (b / REFERENCE[0]) ** 0.5}
 RULE_BATCH = 8
 

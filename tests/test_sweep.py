@@ -11,11 +11,12 @@ from tests import helpers
 class SweepTest(unittest.TestCase):
     def test_cells_follow_the_rule_from_the_main_recipe(self):
         base = RunConfig.create()
-        for rule, scale in (("linear", lambda b: b / 64), ("sqrt", lambda b: (b / 64) ** 0.5)):
+        batch, lr = base.learning.batch_size, base.learning.lr  # the main recipe's
+        for rule, scale in (("linear", lambda b: b / batch), ("sqrt", lambda b: (b / batch) ** 0.5)):
             cells = sweep.grid(base, 5, sweep.BATCH_SIZES, sweep.NORMS, (0, 1), rule)
             self.assertEqual(len(cells), len(sweep.BATCH_SIZES) * len(sweep.NORMS) * 2)
             for c in cells:
-                self.assertAlmostEqual(c.learning.lr, 0.05 * scale(c.learning.batch_size))
+                self.assertAlmostEqual(c.learning.lr, lr * scale(c.learning.batch_size))
                 self.assertEqual((c.learning.epochs, c.learning.l1, c.learning.l2), (5, 0.0, 0.0))
             self.assertEqual([c.learning.seed for c in cells[:21]], [0] * 21)  # seed by seed: whole curves first
 
