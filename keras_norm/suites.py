@@ -20,6 +20,8 @@ SUITES = {
     "inside": Suite("keras_norm.inside_report", "activation and gradient statistics per layer and epoch, "
                                                 "gathered from the seeds suite's runs (no training)"),
     "lr_sweep": Suite("keras_norm.lr_sweep", "bn, gn, ln, none at peak learning rates 0.01..1.0, 5 epochs, 2 seeds"),
+    "grid": Suite("keras_norm.grid", "{bn, gn, ln, none} x {no penalty, L1, L2, L1+L2}, 3 seeds (the seeds suite's "
+                                     "variants are its cells)"),
     "batch_sweep": Suite("keras_norm.sweep", "bn, gn, ln at batch sizes 2..128 (--sweep_epochs, --sweep_seeds)"),
 }
 

@@ -2,7 +2,7 @@ import os
 import tempfile
 import unittest
 
-from keras_norm import lr_sweep, sweep, train
+from keras_norm import grid, lr_sweep, seeds, sweep, train
 from keras_norm.run_folder import RunFolder
 from keras_norm.config import RunConfig, SuiteOptions
 from tests import helpers
@@ -81,6 +81,35 @@ class LearningRateSweepTest(unittest.TestCase):
             summary = lr_sweep.summarize([config], [result], ("none",), (1.0,), (0,))
             self.assertEqual(summary["diverged"]["none"], [[True]])
             self.assertEqual(summary["val_accuracy"]["none"], [[None]])
+
+
+class GridTest(unittest.TestCase):
+    def test_the_main_variants_are_cells_of_the_grid(self):
+        cells = grid.configs(RunConfig.create(artifacts_dir="a"))
+        self.assertEqual(len(cells), 4 * 4 * 3)
+        in_seeds = {(c.learning.norm, c.learning.l1, c.learning.l2) for c in cells
+                    if c.outputs.artifacts_dir == os.path.join("a", "seeds")}
+        self.assertEqual(in_seeds, {(v["norm"], v["l1"], v["l2"]) for v in seeds.VARIANTS})
+
+    def test_tiny_grid_writes_json_and_heat_map(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = helpers.write_small_npz(tmp, n_train=128, n_test=32)
+            artifacts = os.path.join(tmp, "artifacts")
+            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, epochs=1, batch_size=32, export=False)
+            result = grid.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, norms=("gn", "none"),
+                              penalties=("none", "L1"), seeds=(0,))
+            saved = helpers.read_json(os.path.join(artifacts, "grid.json"))
+            self.assertEqual(set(saved["final_test_accuracy"]), {"gn", "none"})
+            self.assertEqual(set(saved["final_test_accuracy"]["gn"]), {"none", "L1"})
+            main = [c for c in grid.configs(base, ("none",), ("none",), (0,))][0]  # a variant of the seeds suite
+            self.assertEqual(os.path.dirname(train.run_dir(main)), os.path.join(artifacts, "seeds", "runs"))
+            run = helpers.read_json(os.path.join(train.run_dir(main), "metrics.json"))
+            self.assertEqual(saved["final_test_accuracy"]["none"]["none"], [run["final_test_accuracy"]])
+            cell = saved["cells"]["gn"]["L1"]
+            self.assertEqual(set(cell["relative_grad_last_epoch"]), {"conv1", "conv2", "conv3", "conv4", "conv5"})
+            self.assertEqual(len(cell["kernel_l2_norm"]), 7)  # 5 3x3 convolutions, the 1x1 transition, the dense
+            self.assertEqual(result["penalties"], ["none", "L1"])
+            self.assertTrue(os.path.exists(os.path.join(artifacts, "grid.png")))
 
 
 class NoiseSuiteTest(unittest.TestCase):

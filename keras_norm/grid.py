@@ -1,0 +1,113 @@
+"""Norm x regularizer (`--suite=grid`): is a difference the norm's or the penalty's?
+
+{bn, gn, ln, none} x {no penalty, L1, L2, L1+L2} at the main suite's strengths (L1 1e-5; L2 1e-3 as in
+LN + L2; L1+L2 = 1e-5 + 1e-4 as in BN + L1 + L2), seeds 0-2, the main recipe, 20 epochs, op determinism,
+two cells at a time, resumable. The main suite's four variants lie on this grid (BN + L1+L2, GN + L1,
+LN + L2, none + none): those cells are the seeds suite's own runs (`artifacts/seeds/runs/`), trained there if
+missing, so the grid trains 36 runs of its own.
+
+Per cell: final test accuracy (mean, 95% CI), final test data loss, and the kernels' near-zero share, mean
+|w| and L2 norm per layer. A norm after a convolution makes its output blind to the kernel's scale, so L2 on
+that kernel cannot limit what it computes; it shrinks the kernel, and with it the kernel's gradient grows as
+1/|w|: the effective step |lr * g| / |w| grows as 1/|w|^2. The per-layer ratio |g| / |w| at the last epoch
+(from each run's inside.json) shows whether that happens. Writes `artifacts/grid.json` and `grid.png`.
+"""
+
+import os
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_norm import fileio, inside, parallel  # noqa: E402
+from keras_norm import seeds as seeds_suite  # noqa: E402
+from keras_norm.report import stats  # noqa: E402
+from keras_norm.report.plots import save_figure  # noqa: E402
+from keras_norm.run_folder import RunFolder  # noqa: E402
+
+NORMS = ("bn", "gn", "ln", "none")
+PENALTIES = {"none": dict(l1=0.0, l2=0.0), "L1": dict(l1=1e-5, l2=0.0), "L2": dict(l1=0.0, l2=1e-3),
+             "L1+L2": dict(l1=1e-5, l2=1e-4)}
+SEEDS = (0, 1, 2)
+
+
+def configs(base, norms=NORMS, penalties=tuple(PENALTIES), seeds=SEEDS):
+    """Every cell; a cell that is a variant of the seeds suite trains (or is found) in that suite's folder."""
+    artifacts = base.outputs.artifacts_dir
+    main = [(v["norm"], v["l1"], v["l2"]) for v in seeds_suite.VARIANTS]
+    out = []
+    for norm in norms:
+        for name in penalties:
+            p = PENALTIES[name]
+            folder = seeds_suite.suite_dir(artifacts) if (norm, p["l1"], p["l2"]) in main else \
+                os.path.join(artifacts, "grid")
+            out += [base.replace(norm=norm, seed=s, deterministic=True, artifacts_dir=folder, **p) for s in seeds]
+    return out
+
+
+def cell_numbers(results):
+    """A cell's per-seed numbers from its runs' metrics and inside.json."""
+    out = {"final_test_accuracy": [r["final_test_accuracy"] for r in results],
+           "final_test_xent": [r["final_test_xent"] for r in results],
+           "near_zero_fraction": [r["weights"]["near_zero_fraction"] for r in results],
+           "mean_abs_weight": [r["weights"]["mean_abs_weight"] for r in results]}
+    kernels = [r["weights"]["kernel_l2_norm"] for r in results]
+    out["kernel_l2_norm"] = {k: [w[k] for w in kernels] for k in kernels[0]}
+    last = [RunFolder(r["folder"]).read(inside.FILE, {"epochs": []})["epochs"][-1:] for r in results]
+    if all(last):
+        out["relative_grad_last_epoch"] = {layer["layer"]: [round(row[0]["layers"][i]["grad_norm"]
+                                                                 / row[0]["layers"][i]["kernel_norm"], 6) for row in last]
+                                           for i, layer in enumerate(last[0][0]["layers"])}
+    return out
+
+
+def summarize(todo, results, norms, penalties, seeds):
+    cells = {}
+    for i, (norm, name) in enumerate((n, p) for n in norms for p in penalties):
+        cells.setdefault(norm, {})[name] = cell_numbers(results[i * len(seeds):(i + 1) * len(seeds)])
+    grid = {"norms": list(norms), "penalties": list(penalties), "strengths": {p: PENALTIES[p] for p in penalties},
+            "seeds": list(seeds), "epochs": todo[0].learning.epochs,
+            "final_test_accuracy": {n: {p: cells[n][p]["final_test_accuracy"] for p in penalties} for n in norms},
+            "ci95": {n: {p: list(stats.mean_ci(cells[n][p]["final_test_accuracy"])[2]) for p in penalties}
+                     for n in norms},
+            "cells": cells}
+    return grid
+
+
+def plot(grid, path):
+    norms, penalties = grid["norms"], grid["penalties"]
+    acc = np.array([[100 * np.mean(grid["final_test_accuracy"][n][p]) for p in penalties] for n in norms])
+    fig, ax = plt.subplots(figsize=(1.6 * len(penalties) + 2, 0.9 * len(norms) + 1.6))
+    image = ax.imshow(acc, cmap="viridis")
+    for i, n in enumerate(norms):
+        for j, p in enumerate(penalties):
+            low, high = grid["ci95"][n][p]
+            ci = f"\n{100 * low:.2f}–{100 * high:.2f}" if np.isfinite(low) else ""
+            ax.text(j, i, f"{acc[i, j]:.2f}{ci}", ha="center", va="center", fontsize=8,
+                    color="white" if acc[i, j] < acc.mean() else "black")
+    ax.set_xticks(range(len(penalties)), penalties)
+    ax.set_yticks(range(len(norms)), norms)
+    ax.set_xlabel("penalty")
+    ax.set_ylabel("norm")
+    fig.colorbar(image, ax=ax, label="final test accuracy (%)")
+    ax.set_title(f"Final test accuracy, mean of seeds {', '.join(map(str, grid['seeds']))} (95% CI below)",
+                 fontsize=9)
+    save_figure(fig, path)
+
+
+def run(base, options, log=print, norms=NORMS, penalties=tuple(PENALTIES), seeds=SEEDS):
+    artifacts = base.outputs.artifacts_dir
+    fileio.check_writable(os.path.join(artifacts, "grid"))
+    todo = configs(base, norms, penalties, seeds)
+    start = time.time()
+    log(f"suite grid: {len(todo)} runs ({len(norms)} norms x {len(penalties)} penalties x {len(seeds)} seeds)")
+    results = parallel.train_all(todo, options.jobs, fresh_processes=True)  # determinism is process-wide
+    parallel.raise_failures("grid", results)
+    grid = dict(summarize(todo, results, norms, penalties, seeds), wall_seconds=round(time.time() - start, 1))
+    fileio.write_json(os.path.join(artifacts, "grid.json"), grid)
+    plot(grid, os.path.join(artifacts, "grid.png"))
+    log(f"suite grid: done in {grid['wall_seconds'] / 60:.1f} min")
+    return grid
