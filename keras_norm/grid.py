@@ -14,7 +14,6 @@ that kernel cannot limit what it computes; it shrinks the kernel, and with it th
 """
 
 import os
-import time
 
 import matplotlib
 
@@ -102,11 +101,9 @@ def run(base, options, log=print, norms=NORMS, penalties=tuple(PENALTIES), seeds
     artifacts = base.outputs.artifacts_dir
     fileio.check_writable(os.path.join(artifacts, "grid"))
     todo = configs(base, norms, penalties, seeds)
-    start = time.time()
     log(f"suite grid: {len(todo)} runs ({len(norms)} norms x {len(penalties)} penalties x {len(seeds)} seeds)")
-    results = parallel.train_all(todo, options.jobs, fresh_processes=True)  # determinism is process-wide
-    parallel.raise_failures("grid", results)
-    grid = dict(summarize(todo, results, norms, penalties, seeds), wall_seconds=round(time.time() - start, 1))
+    results, wall = parallel.train_checked("grid", todo, options.jobs)
+    grid = dict(summarize(todo, results, norms, penalties, seeds), wall_seconds=wall)
     fileio.write_json(os.path.join(artifacts, "grid.json"), grid)
     plot(grid, os.path.join(artifacts, "grid.png"))
     log(f"suite grid: done in {grid['wall_seconds'] / 60:.1f} min")

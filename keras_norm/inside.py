@@ -11,7 +11,6 @@ respect to the convolution's kernel (plus the kernel's own norm). It works on a 
 `artifacts/inside.png` (no training).
 """
 
-import os
 
 import keras
 import numpy as np

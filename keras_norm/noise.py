@@ -6,7 +6,6 @@ same-seed runs of each mode, whether their histories are identical, and what det
 """
 
 import os
-import time
 
 import numpy as np
 
@@ -50,11 +49,9 @@ def summarize(results):
 def run(base, options, log=print):
     todo = configs(base)
     fileio.check_writable(suite_dir(base.outputs.artifacts_dir))
-    start = time.time()
     log(f"suite noise: {len(todo)} runs of {VARIANT} seed {SEED}, with and without op determinism")
-    results = parallel.train_all(todo, options.jobs, fresh_processes=True)  # determinism is process-wide
-    parallel.raise_failures("noise", results)
-    summary = dict(summarize(results), wall_seconds=round(time.time() - start, 1))
+    results, wall = parallel.train_checked("noise", todo, options.jobs)
+    summary = dict(summarize(results), wall_seconds=wall)
     fileio.write_json(os.path.join(base.outputs.artifacts_dir, "noise.json"), summary)
     log(f"suite noise: same-seed gap {summary['free_same_seed_diff_pp']} pp without determinism, "
         f"{summary['deterministic_same_seed_diff_pp']} pp with it (x{summary['deterministic_epoch_time_ratio']} time)")

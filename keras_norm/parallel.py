@@ -10,6 +10,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import sys
+import time
 
 from keras_norm.errors import KerasNormError
 from keras_norm.quiet import import_tensorflow
@@ -46,6 +47,15 @@ def train_all(configs, jobs=None, fresh_processes=False):
     fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx, **fresh) as pool:
         return list(pool.map(train_one, configs))
+
+
+def train_checked(name, configs, jobs=None):
+    """A suite's runs, each in a fresh process (op determinism is process-wide): (results, wall seconds);
+    raises one KerasNormError when any run failed."""
+    start = time.time()
+    results = train_all(configs, jobs, fresh_processes=True)
+    raise_failures(name, results)
+    return results, round(time.time() - start, 1)
 
 
 def raise_failures(name, results):

@@ -43,8 +43,7 @@ def cell(base, norm, batch, seed, epochs, rule):
 def choose_rule(base, epochs, norms, jobs, log):
     """{rule: mean final validation accuracy at RULE_BATCH} and the chosen rule."""
     todo = [cell(base, norm, RULE_BATCH, 0, epochs, rule) for rule in RULES for norm in norms]
-    results = parallel.train_all(todo, jobs, fresh_processes=True)  # determinism is process-wide
-    parallel.raise_failures("batch_sweep (rule)", results)
+    results, _ = parallel.train_checked("batch_sweep (rule)", todo, jobs)
     scores = {rule: round(float(np.mean([r["final_val_accuracy"] for c, r in zip(todo, results)
                                          if c.outputs.run_name.endswith(f"_{rule}_seed-0")])), 5) for rule in RULES}
     chosen = max(scores, key=scores.get)
@@ -97,8 +96,7 @@ def run(base, options, log=print, batch_sizes=BATCH_SIZES, norms=NORMS):
     scores, rule = choose_rule(base, epochs, norms, options.jobs, log)
     todo = grid(base, epochs, batch_sizes, norms, seeds, rule)
     log(f"suite batch_sweep: {len(todo)} runs of {epochs} epochs")
-    results = parallel.train_all(todo, options.jobs, fresh_processes=True)
-    parallel.raise_failures("batch_sweep", results)
+    results, _ = parallel.train_checked("batch_sweep", todo, options.jobs)
     cells = summarize(todo, results, data.raw_test_set(base.learning.data_path, base.learning.test_limit))
     sweep = {"batch_sizes": list(batch_sizes), "epochs": epochs, "seeds": list(seeds), "penalty": "none",
              "lr_rule": {"chosen": rule, "peak_lr": {str(b): round(REFERENCE[1] * RULES[rule](b), 6)

@@ -9,7 +9,6 @@ is in their histories) but this module never reads it. Writes `artifacts/tune.js
 """
 
 import os
-import time
 
 import numpy as np
 
@@ -57,11 +56,9 @@ def summarize(results):
 def run(base, options, log=print):
     todo = configs(base)
     fileio.check_writable(os.path.join(base.outputs.artifacts_dir, "tune"))
-    start = time.time()
     log(f"suite tune: {len(todo)} runs ({len(recipes())} recipes x bn/gn/ln, seed {SEED})")
-    results = parallel.train_all(todo, options.jobs, fresh_processes=True)  # determinism is process-wide
-    parallel.raise_failures("tune", results)
-    summary = dict(summarize(results), wall_seconds=round(time.time() - start, 1))
+    results, wall = parallel.train_checked("tune", todo, options.jobs)
+    summary = dict(summarize(results), wall_seconds=wall)
     fileio.write_json(os.path.join(base.outputs.artifacts_dir, "tune.json"), summary)
     log(f"suite tune: chosen {summary['chosen']}")
     return summary
