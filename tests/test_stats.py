@@ -3,6 +3,8 @@
 import math
 import unittest
 
+import numpy as np
+
 from keras_norm.report import stats
 
 
@@ -33,6 +35,19 @@ class StatsTest(unittest.TestCase):
 
     def test_binomial_standard_error(self):
         self.assertAlmostEqual(stats.binomial_se(0.995, 10000), math.sqrt(0.995 * 0.005 / 10000))
+
+
+
+class ExactAccuracyTest(unittest.TestCase):
+    def test_float32_accuracies_average_to_the_mean_of_counts(self):
+        from keras_norm.report import tables
+
+        counts = [9949, 9940, 9948, 9947, 9941]  # mean 9945: exactly 99.45%
+        keras_like = [float(np.float32(c / 10000)) for c in counts]
+        self.assertLess(100 * np.mean(keras_like), 99.45)  # float32 noise alone would miss the bar
+        snapped = [tables.exact(a, 10000) for a in keras_like]
+        self.assertEqual(snapped, [c / 10000 for c in counts])
+        self.assertEqual(round(100 * float(np.mean(snapped)), 6), 99.45)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,18 @@ BAR = 99.45  # percent: the mean final-epoch test accuracy a normalized variant 
 BUDGET = 8000  # trainable parameters
 
 
+def exact(accuracy, n):
+    """An accuracy on n images is a count over n; Keras reports it in float32 (0.9948999881...), so snap
+    it back to count / n: averages and the bar are then computed on the true values."""
+    return round(float(accuracy) * n) / n
+
+
 def final_test(runs):
-    return [float(r.series("test_accuracy")[-1]) for r in runs]
+    return [exact(r.series("test_accuracy")[-1], r.config["dataset"]["test_size"]) for r in runs]
 
 
 def at_val_best(runs):
-    return [float(r.metrics["test_accuracy_at_val_best"]) for r in runs]
+    return [exact(r.metrics["test_accuracy_at_val_best"], r.config["dataset"]["test_size"]) for r in runs]
 
 
 def _entry(name, runs):
@@ -102,7 +108,7 @@ def bar_lines(groups):
         if runs[0].flags["norm"] == "none":
             continue
         mean = 100 * float(np.mean(final_test(runs)))
-        ok = mean >= BAR and runs[0].config["params"] < BUDGET
+        ok = round(mean, 6) >= BAR and runs[0].config["params"] < BUDGET  # the mean of counts, not float noise
         lines.append(f"- {name}: {mean:.3f}% over {len(runs)} seeds, {runs[0].config['params']:,} params: "
                      f"{'meets the bar' if ok else 'misses the bar'}")
     return lines
