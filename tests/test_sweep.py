@@ -26,16 +26,16 @@ class SweepTest(unittest.TestCase):
             artifacts = os.path.join(tmp, "artifacts")
             base = RunConfig.create(data_path=npz, artifacts_dir=artifacts)
             result = sweep.run(base, SuiteOptions(jobs=2, sweep_epochs=1, sweep_seeds=1), log=lambda *a, **k: None,
-                               batch_sizes=(16, 64), norms=("bn", "gn"))
+                               batch_sizes=(sweep.RULE_BATCH, 64), norms=("bn",))  # the rule's cell is reused
             saved = helpers.read_json(os.path.join(artifacts, "batch_sweep.json"))
             self.assertEqual(saved, result)
-            self.assertEqual((saved["batch_sizes"], saved["epochs"]), ([16, 64], 1))
+            self.assertEqual((saved["batch_sizes"], saved["epochs"]), ([sweep.RULE_BATCH, 64], 1))
             self.assertEqual(saved["train_size"] + saved["val_size"], 128)  # the full training split
             self.assertIn(saved["lr_rule"]["chosen"], sweep.RULES)
             rule = saved["lr_rule"]["chosen"]
             for norm, errors in saved["test_error"].items():
-                run = helpers.read_json(os.path.join(artifacts, "sweep", "runs", f"{norm}_bs16_{rule}_seed-0",
-                                                     "metrics.json"))
+                folder = f"{norm}_bs{sweep.RULE_BATCH}_{rule}_seed-0"
+                run = helpers.read_json(os.path.join(artifacts, "sweep", "runs", folder, "metrics.json"))
                 self.assertEqual(errors[0], round(100 * (1 - run["final_test_accuracy"]), 3))
             self.assertEqual(set(saved["bn_batch_statistics_test_error"]), {"bn"})
             self.assertEqual(len(saved["bn_batch_statistics_test_error"]["bn"]), 2)
@@ -54,7 +54,7 @@ class LearningRateSweepTest(unittest.TestCase):
             npz = helpers.write_small_npz(tmp, n_train=192, n_test=32)
             artifacts = os.path.join(tmp, "artifacts")
             base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, batch_size=32)
-            grid = dict(norms=("gn", "none"), lrs=(0.01, 1e5), seeds=(0,), epochs=1)
+            grid = dict(norms=("none",), lrs=(0.01, 1e5), seeds=(0,), epochs=1)
             result = lr_sweep.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, **grid)
             saved = helpers.read_json(os.path.join(artifacts, "lr_sweep.json"))
             self.assertEqual(saved["lrs"], [0.01, 1e5])
@@ -96,16 +96,16 @@ class GridTest(unittest.TestCase):
             npz = helpers.write_small_npz(tmp, n_train=128, n_test=32)
             artifacts = os.path.join(tmp, "artifacts")
             base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, epochs=1, batch_size=32, export=False)
-            result = grid.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, norms=("gn", "none"),
+            result = grid.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, norms=("none",),
                               penalties=("none", "L1"), seeds=(0,))
             saved = helpers.read_json(os.path.join(artifacts, "grid.json"))
-            self.assertEqual(set(saved["final_test_accuracy"]), {"gn", "none"})
-            self.assertEqual(set(saved["final_test_accuracy"]["gn"]), {"none", "L1"})
+            self.assertEqual(set(saved["final_test_accuracy"]), {"none"})
+            self.assertEqual(set(saved["final_test_accuracy"]["none"]), {"none", "L1"})
             main = [c for c in grid.configs(base, ("none",), ("none",), (0,))][0]  # a variant of the seeds suite
             self.assertEqual(os.path.dirname(train.run_dir(main)), os.path.join(artifacts, "seeds", "runs"))
             run = helpers.read_json(os.path.join(train.run_dir(main), "metrics.json"))
             self.assertEqual(saved["final_test_accuracy"]["none"]["none"], [run["final_test_accuracy"]])
-            cell = saved["cells"]["gn"]["L1"]
+            cell = saved["cells"]["none"]["L1"]
             self.assertEqual(set(cell["relative_grad_last_epoch"]), {"conv1", "conv2", "conv3", "conv4", "conv5"})
             self.assertEqual(len(cell["kernel_l2_norm"]), 7)  # 5 3x3 convolutions, the 1x1 transition, the dense
             self.assertEqual(result["penalties"], ["none", "L1"])
