@@ -34,10 +34,18 @@ class FlagFuzzTest(unittest.TestCase):
         cls.tmp.cleanup()
 
     def check(self, flag, value):
-        artifacts = tempfile.mkdtemp(dir=self.tmp.name)
+        work = tempfile.mkdtemp(dir=self.tmp.name)  # relative paths land here, never in the checkout
+        artifacts = os.path.join(work, "artifacts")
         base = ["--epochs=1", "--batch_size=32", "--noexport", f"--data_path={self.npz}",
                 f"--artifacts_dir={artifacts}"]
-        code, out, err = run_in_process(*base, f"--{flag}={value}")  # later flags win
+        cwd = os.getcwd()
+        os.chdir(work)
+        try:
+            code, out, err = run_in_process(*base, f"--{flag}={value}")  # later flags win
+        finally:
+            os.chdir(cwd)
+        if flag == "artifacts_dir":
+            artifacts = os.path.normpath(os.path.join(work, value))
         self.assertNotIn("Traceback", err)
         written = [os.path.join(root, f) for root, _, files in os.walk(artifacts) for f in files]
         if code == 0:
