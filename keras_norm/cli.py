@@ -85,6 +85,8 @@ flags.DEFINE_list("bench_norms", list(_B.norms), "Norms the benchmark measures."
 flags.DEFINE_integer("bench_steps", _B.steps, "Timed training steps per benchmark repeat.")
 flags.DEFINE_integer("bench_repeats", _B.repeats, "Interleaved benchmark repeats (the median counts).")
 flags.DEFINE_boolean("bench_levers", _B.levers, "Also time each speed lever alone.")
+flags.DEFINE_string("bench_step_speedup", _B.step_speedup_path, "Write the conv kernel's step speedup per norm "
+                    "to this JSON file (e.g. artifacts/perf/step_speedup.json).")
 
 HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull", "-?")
 
@@ -106,7 +108,8 @@ def options():
     config = config_lib.RunConfig.create(**values)
     suite = config_lib.SuiteOptions(jobs=FLAGS.jobs, sweep_epochs=FLAGS.sweep_epochs, sweep_seeds=FLAGS.sweep_seeds)
     bench = config_lib.BenchOptions(norms=tuple(FLAGS.bench_norms), steps=FLAGS.bench_steps,
-                                    repeats=FLAGS.bench_repeats, levers=FLAGS.bench_levers)
+                                    repeats=FLAGS.bench_repeats, levers=FLAGS.bench_levers,
+                                    step_speedup_path=FLAGS.bench_step_speedup)
     chosen = [m for m, on in (("suite", FLAGS.suite), ("report_only", FLAGS.report_only),
                               ("explain", FLAGS.explain), ("bench", FLAGS.bench), ("predict", FLAGS.predict)) if on]
     if len(chosen) > 1:

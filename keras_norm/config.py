@@ -237,6 +237,7 @@ class BenchOptions:
     steps: int = 100  # timed training steps per repeat
     repeats: int = 7  # interleaved repeats; the median counts
     levers: bool = False  # also time each speed lever alone
+    step_speedup_path: str = ""  # if set, the conv kernel's step speedup per norm is written there (JSON)
 
     def validate(self):
         unknown = [n for n in self.norms if n not in NORMS]
@@ -248,4 +249,6 @@ class BenchOptions:
         if self.steps < 2 * spe:  # a timing runs from the end of the first compiled call to the end of the last
             raise KerasNormError(f"--bench_steps must be at least {2 * spe} (two calls of {spe} steps)")
         _check_range("bench_steps", self.steps, 2 * spe, 100_000)
+        if self.step_speedup_path and not self.step_speedup_path.endswith(".json"):
+            raise KerasNormError(f"--bench_step_speedup must name a .json file, not {self.step_speedup_path!r}")
         return self

@@ -10,14 +10,20 @@ class BenchHarnessTest(unittest.TestCase):
 
         with tempfile.TemporaryDirectory() as tmp:
             npz = helpers.write_small_npz(tmp, n_train=1200, n_test=32)
+            speedup = f"{tmp}/perf/step_speedup.json"
             code, out, err = helpers.run_main("--bench", f"--data_path={npz}", "--bench_steps=16", "--bench_repeats=1",
-                                              "--bench_norms=gn")
+                                              "--bench_norms=gn", f"--bench_step_speedup={speedup}")
             self.assertEqual(code, 0, err[-2000:])
             lines = [json.loads(line) for line in out.strip().splitlines()]
             self.assertEqual([line.get("norm") for line in lines[:1]], ["gn"])
             self.assertGreater(lines[0]["images_per_sec"], 0)
             self.assertGreater(lines[0]["baseline_images_per_sec"], 0)
             self.assertGreater(lines[1]["peak_rss_mb"], 0)
+            written = helpers.read_json(speedup)  # the conv kernel's step speedup, from the same timings
+            self.assertEqual(list(written), ["gn"])
+            self.assertEqual(written["gn"]["after_images_per_sec"], lines[0]["images_per_sec"])
+            self.assertEqual(written["gn"]["before_images_per_sec"], lines[0]["before_images_per_sec"])
+            self.assertGreater(written["gn"]["speedup"], 0)
 
     def test_too_few_steps_to_time_is_one_error_line(self):
         # Timing runs from the end of the first compiled call (8 steps) to the end of the last.

@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras_norm import engine
 from keras_norm import model as model_lib
 from keras_norm.engine import fused
+from keras_norm.engine.conv import FastConv2D
 
 
 def forward_backward(layer, x, dy, training):
@@ -109,8 +110,8 @@ class DeviceDecisionTest(unittest.TestCase):
         if engine.kernel_status():
             self.skipTest(f"the C++ kernel cannot be built here: {engine.kernel_status()}")
         x = tf.constant(np.ones((2, 4, 4, 8), "float32"))
-        self.assertIsNotNone(fused._native_ops(True, x))
-        self.assertIsNone(fused._native_ops(False, x))
+        self.assertIsNotNone(fused.native_ops(True, x))
+        self.assertIsNone(fused.native_ops(False, x))
 
 
 class AccelerateTest(unittest.TestCase):
@@ -149,7 +150,10 @@ class AccelerateTest(unittest.TestCase):
                         self.assertEqual(after.activation, "relu")
                     elif isinstance(before, keras.layers.ReLU) and ln_impl == "group":
                         self.assertIsInstance(after, keras.layers.Identity)
-                    else:  # LayerNormalization and everything else stay Keras's own
+                    elif isinstance(before, keras.layers.Conv2D) and tuple(before.kernel_size) == (3, 3):
+                        self.assertIsInstance(after, FastConv2D)
+                        self.assertEqual(after.input_gradient, before.name != "conv1")  # conv1 reads the data
+                    else:  # LayerNormalization, the 1x1 conv and everything else stay Keras's own
                         self.assertIs(type(after), type(before))
 
     def test_fast_layers_round_trip_through_model_keras(self):

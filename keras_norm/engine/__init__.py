@@ -4,12 +4,15 @@
 and `keras.layers.GroupNormalization` (LayerNormalization over (H, W, C) is GroupNormalization with one
 group here) is replaced by a subclass that computes the same thing with faster ops, and a `ReLU` layer
 right after such a norm is folded into it (the norm layer applies the ReLU; an `Identity` takes the
-ReLU's place). The copy starts with the model's weights, in the same order, so
+ReLU's place). Every 3x3 `keras.layers.Conv2D` becomes a `FastConv2D`, whose training convolutions (forward and both
+gradients) run a C++ kernel; the first convolution, fed by the data, skips its input gradient.
+The copy starts with the model's weights, in the same order, so
 `model.set_weights(fast.get_weights())` carries training back to the plain Keras model.
 
 * fused.py: `FusedBatchNormalization`, `FusedGroupNormalization` (TensorFlow ops, hand-written backward);
 * native.py, kernels/normalize.cc: the C++ kernel that trains norm + ReLU in two passes over the
   activations each way, compiled on first use; without a compiler the fused TensorFlow ops are used;
+* conv.py, kernels/conv3x3.cc: `FastConv2D` and the direct 3x3 convolution kernel it trains with;
 * bench.py: the benchmark that measures all of it against Keras's own layers.
 
 Only training uses the kernel: in inference the fast layers use TensorFlow ops, and the project saves
@@ -19,7 +22,7 @@ Keras model computes (outputs, gradients, moving statistics).
 
 import keras
 
-from keras_norm.engine import fused, native
+from keras_norm.engine import conv, fused, native
 
 NORM_CLASSES = {keras.layers.BatchNormalization: fused.FusedBatchNormalization,
                 keras.layers.GroupNormalization: fused.FusedGroupNormalization}
@@ -53,12 +56,21 @@ def relu_after_norm(model):
     return pairs
 
 
-def accelerate(model, native_kernel=True):
-    """A copy of functional `model` with faster norm layers (see the module doc), same weights.
+def fed_by_data(model):
+    """Names of the layers whose every input is one of the model's inputs."""
+    inputs = {id(t) for t in model.inputs}
+    return {layer.name for layer in model.layers if layer._inbound_nodes
+            and all(id(t) in inputs for node in layer._inbound_nodes for t in node.input_tensors)}
 
-    `native_kernel=False` keeps the fast layers on TensorFlow ops (the benchmark's `fused_norm` lever)."""
+
+def accelerate(model, native_kernel=True, native_conv=True):
+    """A copy of functional `model` with faster norm and conv layers (see the module doc), same weights.
+
+    `native_kernel=False` keeps the fast norm layers on TensorFlow ops (the benchmark's `fused_norm` lever);
+    `native_conv=False` keeps Keras's Conv2D (the path before the conv kernel, which the benchmark compares)."""
     pairs = relu_after_norm(model)
     folded = set(pairs.values())
+    first = fed_by_data(model)
 
     def swap(layer):
         fast = NORM_CLASSES.get(type(layer))
@@ -67,6 +79,8 @@ def accelerate(model, native_kernel=True):
                         **layer.get_config())
         if layer.name in folded:
             return keras.layers.Identity(name=layer.name)
+        if native_conv and type(layer) is keras.layers.Conv2D and tuple(layer.kernel_size) == (3, 3):
+            return conv.FastConv2D(input_gradient=layer.name not in first, **layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
     copy = keras.models.clone_model(model, clone_function=swap)

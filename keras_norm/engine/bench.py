@@ -7,8 +7,10 @@ For each norm it builds the project's default model twice with the same weights:
 * baseline: Keras's own normalization layers, `model.fit(x, y, batch_size=...)` on NumPy arrays,
   Keras defaults otherwise (same optimizer, loss and batch size as the project, one step per call);
 * project: the training path of `main.py`: the model after `engine.accelerate` (each norm and the
-  ReLU after it as one C++ kernel, native.py), the tf.data pipeline of keras_norm/pipeline.py
-  (shuffle, random rotation, prefetch) and `steps_per_execution`.
+  ReLU after it as one C++ kernel, native.py; the 3x3 convolutions on the conv kernel, conv.py), the
+  tf.data pipeline of keras_norm/pipeline.py (shuffle, random rotation, prefetch) and `steps_per_execution`;
+* before: the same path with Keras's Conv2D (TensorFlow's conv ops), as it was before the conv kernel:
+  `step_speedup` = project / before, written per norm to `--bench_step_speedup=PATH` if given.
 
 It warms both up, then times `steps` training steps of each, interleaved, `repeats` times (the median
 counts), and prints one JSON line per norm plus one with the peak resident memory of the process.
@@ -18,11 +20,13 @@ are left out. They are not small here: TensorFlow's tf.data autotuning thread sl
 period (10 ms, 20 ms, ... 2.56 s), and ending an iterator can wait for its next wake-up, so timing
 whole `fit` calls rounded many of them up to 2.56 s or 5.11 s and made ratios swing by 2x. (A training
 run makes one iterator per epoch, so whatever it waits there is spread over 938 steps.)
-`--bench_levers` adds one line per norm and lever, each lever alone on top of the baseline. Times on a
+`--bench_levers` adds one line per norm and lever, each lever alone on top of the baseline, and one line per
+3x3 convolution of the model with its time on TensorFlow's ops and on the C++ kernel (bench_conv.py). Times on a
 shared machine drift, so only ratios measured within one run (`speedup`) are meaningful.
 """
 
 import json
+import os
 import resource
 import time
 
@@ -30,10 +34,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_norm import data, engine, pipeline, train
+from keras_norm import data, engine, fileio, pipeline, train
 from keras_norm import model as model_lib
 from keras_norm.config import Learning, Runtime
-from keras_norm.engine import native
+from keras_norm.engine import bench_conv, native
 from keras_norm.errors import KerasNormError
 
 # Each lever alone, on top of the baseline (see `_lever_setup`).
@@ -78,13 +82,13 @@ class _Contender:
         return _fit_seconds_per_step(self.model, x[:n], y[:n], batch_size=self.batch_size)
 
 
-def _build(learning, spe, weights, fast=False, native_kernel=True, policy="float32"):
+def _build(learning, spe, weights, fast=False, native_kernel=True, native_conv=True, policy="float32"):
     """The default model (Keras's layers, or the engine's copy) compiled as the project compiles it."""
     keras.mixed_precision.set_global_policy(policy)
     try:
         model = model_lib.build_from_config(learning)
         if fast:
-            model = engine.accelerate(model, native_kernel=native_kernel)
+            model = engine.accelerate(model, native_kernel=native_kernel, native_conv=native_conv)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if weights is not None:
@@ -139,6 +143,9 @@ def bench_norm(norm, dataset, steps, repeats, levers=False):
     contenders = {
         "baseline": _Contender(baseline, arrays=(dataset.x_train, dataset.y_train), batch_size=batch),
         "project": _Contender(_build(learning, spe, weights, fast=True), pipeline=_project_pipeline(learning, dataset)),
+        # the project's path before the conv kernel: the comparison of the step speedup
+        "before": _Contender(_build(learning, spe, weights, fast=True, native_conv=False),
+                             pipeline=_project_pipeline(learning, dataset)),
     }
     if levers:
         contenders.update({lever: _lever_setup(lever, learning, dataset, weights) for lever in LEVERS})
@@ -146,9 +153,11 @@ def bench_norm(norm, dataset, steps, repeats, levers=False):
     ips = {name: batch / s for name, s in seconds.items()}
     base = ips["baseline"]
     # False: the C++ kernel could not be built, and the norms ran on TensorFlow ops (native.why_not() says why).
-    common = {"steps": steps, "repeats": repeats, "batch_size": batch, "native_kernel": native.load() is not None}
+    common = {"steps": steps, "repeats": repeats, "batch_size": batch, "native_kernel": native.load() is not None,
+              "cpu_instructions": native.instruction_set()}
     out = [{"norm": norm, "baseline_images_per_sec": round(base, 1), "images_per_sec": round(ips["project"], 1),
-            "speedup": round(ips["project"] / base, 3), **common}]
+            "speedup": round(ips["project"] / base, 3), "before_images_per_sec": round(ips["before"], 1),
+            "step_speedup": round(ips["project"] / ips["before"], 3), **common}]
     for lever in LEVERS if levers else ():
         out.append({"norm": norm, "lever": lever, "baseline_images_per_sec": round(base, 1),
                     "images_per_sec": round(ips[lever], 1), "speedup": round(ips[lever] / base, 3), **common})
@@ -165,12 +174,22 @@ def run(options, data_path=None, threads=0, out=print):
 
     `options`: a validated config.BenchOptions."""
     steps, batch = options.steps, Learning().batch_size
+    if options.step_speedup_path:  # fail before minutes of measuring, not after
+        fileio.check_writable(os.path.dirname(options.step_speedup_path) or ".")
     dataset = data.load(data_path)
     if len(dataset.y_train) < steps * batch:
         raise KerasNormError(f"{steps} steps of {batch} need {steps * batch} training images, "
                              f"the data has {len(dataset.y_train)}")
     train.set_threads(threads)  # thread pools are per process: compare settings by their images/s
+    speedups = {}
     for norm in options.norms:
-        for line in bench_norm(norm, dataset, steps, options.repeats, levers=options.levers):
+        lines = bench_norm(norm, dataset, steps, options.repeats, levers=options.levers)
+        speedups[norm] = {"before_images_per_sec": lines[0]["before_images_per_sec"],
+                          "after_images_per_sec": lines[0]["images_per_sec"], "speedup": lines[0]["step_speedup"]}
+        for line in lines:
             out(json.dumps(line), flush=True)
+    for line in bench_conv.layer_times() if options.levers else ():  # per-layer conv times
+        out(json.dumps(line), flush=True)
     out(json.dumps({"peak_rss_mb": peak_rss_mb(), "threads": threads}), flush=True)
+    if options.step_speedup_path:
+        fileio.write_json(options.step_speedup_path, speedups)

@@ -42,7 +42,7 @@ def computed_on_cpu(device, gpus_visible):
     return not gpus_visible
 
 
-def _native_ops(native, inputs):
+def native_ops(native, inputs):
     """The C++ kernel's module if the layer may use it, it is built, and `inputs` are computed on the CPU
     (the kernel has no GPU version: on a GPU, TensorFlow's own ops run and no tensor is copied)."""
     if not native or not computed_on_cpu(inputs.device, bool(tf.config.list_logical_devices("GPU"))):
@@ -83,7 +83,7 @@ class FusedBatchNormalization(_FusedMixin, keras.layers.BatchNormalization):
         channels = inputs.shape[-1]
         gamma = tf.convert_to_tensor(self.gamma if self.scale else tf.ones([channels], inputs.dtype))
         beta = tf.convert_to_tensor(self.beta if self.center else tf.zeros([channels], inputs.dtype))
-        native = _native_ops(self.native, inputs)
+        native = native_ops(self.native, inputs)
         if native is not None:
             outputs, mean, variance = native.normalize(inputs, gamma, beta, self.epsilon, batch=True,
                                                        relu=self.activation == "relu")
@@ -172,7 +172,7 @@ class FusedGroupNormalization(_FusedMixin, keras.layers.GroupNormalization):
                 or not (self.scale and self.center)):
             return self._activate(super().call(inputs))
         gamma, beta = tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta)
-        native = _native_ops(self.native, inputs) if training else None
+        native = native_ops(self.native, inputs) if training else None
         if native is not None:
             return native.normalize(inputs, gamma, beta, self.epsilon, groups=self.groups,
                                     relu=self.activation == "relu")[0]

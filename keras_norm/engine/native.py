@@ -25,7 +25,8 @@ import threading
 
 import tensorflow as tf
 
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels", "normalize.cc")
+KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
+SOURCES = [os.path.join(KERNELS, name) for name in ("normalize.cc", "conv3x3.cc")]
 _state = {}  # "ops": the loaded module or None, "why": the reason it is None
 _lock = threading.Lock()  # mirrored replicas trace layers on several threads
 
@@ -42,7 +43,7 @@ def _compile_command(output):
     flags = ["-shared", "-fPIC", "-O3", "-w"]
     if platform.machine() in ("x86_64", "AMD64") and _cpu_has("avx2") and _cpu_has("fma"):
         flags += ["-mavx2", "-mfma"]  # not -march=native: TensorFlow's Eigen headers break under AVX512-FP16
-    return [compiler, *flags, SOURCE, "-o", output, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
+    return [compiler, *flags, *SOURCES, "-o", output, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
 
 
 def _cpu_has(flag):
@@ -55,10 +56,11 @@ def _cpu_has(flag):
 
 def _library_path(command):
     key = hashlib.sha256()
-    with open(SOURCE, "rb") as f:
-        key.update(f.read())
+    for source in SOURCES:
+        with open(source, "rb") as f:
+            key.update(f.read())
     key.update(" ".join([tf.__version__, sys.version, *command]).encode())
-    return os.path.join(cache_dir(), f"normalize-{key.hexdigest()[:16]}.so")
+    return os.path.join(cache_dir(), f"kernels-{key.hexdigest()[:16]}.so")
 
 
 def _build():
@@ -78,7 +80,7 @@ def _build():
             done = subprocess.run([tmp if a == placeholder else a for a in command], capture_output=True, text=True)
             if done.returncode != 0:
                 last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-                raise RuntimeError(f"compiling {os.path.basename(SOURCE)} failed: {last}")
+                raise RuntimeError(f"compiling the kernels failed: {last}")
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -129,3 +131,30 @@ def normalize(x, gamma, beta, epsilon, groups=1, batch=False, relu=False):
         return (y, mean, variance), grad
 
     return _normalize(x, gamma, beta)
+
+
+def conv3x3(x, kernel, input_gradient=True):
+    """y = tf.nn.conv2d(x, kernel, 1, "VALID") for float32 (N, H, W, Ci) `x` and a (3, 3, Ci, Co) `kernel`,
+    computed by the C++ kernel (kernels/conv3x3.cc), with its gradient.
+
+    input_gradient=False: the gradient with respect to `x` is not computed (None), for a first layer whose
+    input is the data. Requires `load()` to succeed."""
+    ops = load()
+
+    @tf.custom_gradient
+    def _conv(x, kernel):
+        def grad(dy):
+            dx = ops.keras_norm_conv3x3_input_grad(dy, kernel) if input_gradient else None
+            return dx, ops.keras_norm_conv3x3_filter_grad(x, dy)
+
+        return ops.keras_norm_conv3x3(x, kernel), grad
+
+    return _conv(x, kernel)
+
+
+def instruction_set():
+    """The vector instructions the conv kernel picks at run time on this CPU: 'avx512' or 'baseline'
+    (KERAS_NORM_CONV_ISA=baseline forces the latter)."""
+    if os.environ.get("KERAS_NORM_CONV_ISA") == "baseline":
+        return "baseline"
+    return "avx512" if all(_cpu_has(f) for f in ("avx512f", "avx512vl", "avx512dq", "avx512bw")) else "baseline"
