@@ -1,4 +1,4 @@
-"""The project's C++ normalization kernel (kernels/normalize.cc beside this file), built on first use.
+"""The project's C++ kernels (kernels/normalize.cc and kernels/conv3x3.cc beside this file), built on first use.
 
 TensorFlow computes GroupNormalization (and LayerNormalization over (H, W, C), its groups = 1 case)
 as a chain of broadcasting element-wise ops, each a pass over the activations; on this project's
@@ -7,9 +7,11 @@ but the ReLU after it is two more passes (forward and gradient). The kernel comp
 ReLU after it in two passes over the activations forward (statistics, then output) and two backward
 (sums, then input gradient).
 
-`load()` compiles the kernel against the installed TensorFlow with the system C++ compiler (about
-10 s, once: the library is cached under ~/.cache/keras_norm, keyed by the source, TensorFlow's
-version and the compiler flags) and returns the op module, or None when it cannot be built (no
+The conv kernel (conv3x3.cc, `conv3x3` below) computes the 3x3 convolutions and their gradients.
+
+`load()` compiles both into one library against the installed TensorFlow with the system C++ compiler
+(the two sources in parallel, 15-30 s, once: the library is cached under ~/.cache/keras_norm, keyed by
+the sources, TensorFlow's version and the compiler commands) and returns the op module, or None when it cannot be built (no
 compiler, a non-x86 TensorFlow build, ...); callers then fall back to TensorFlow ops, and `why_not()`
 says why. Set KERAS_NORM_NATIVE=0 to never build or use it.
 """
@@ -36,14 +38,19 @@ def cache_dir():
     return os.path.join(root, "keras_norm")
 
 
-def _compile_command(output):
+def _commands(folder):
+    """The compiler commands that build the library in `folder`: one per source (run in parallel), then the link."""
     compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if compiler is None:
         raise RuntimeError("no C++ compiler (g++ or c++) on PATH")
-    flags = ["-shared", "-fPIC", "-O3", "-w"]
+    flags = ["-fPIC", "-O3", "-w"]
     if platform.machine() in ("x86_64", "AMD64") and _cpu_has("avx2") and _cpu_has("fma"):
         flags += ["-mavx2", "-mfma"]  # not -march=native: TensorFlow's Eigen headers break under AVX512-FP16
-    return [compiler, *flags, *SOURCES, "-o", output, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
+    objects = [os.path.join(folder, os.path.basename(src) + ".o") for src in SOURCES]
+    compiles = [[compiler, *flags, "-c", src, "-o", obj, *tf.sysconfig.get_compile_flags()]
+                for src, obj in zip(SOURCES, objects)]
+    link = [compiler, "-shared", *objects, "-o", os.path.join(folder, "kernels.so"), *tf.sysconfig.get_link_flags()]
+    return compiles, link
 
 
 def _cpu_has(flag):
@@ -54,19 +61,28 @@ def _cpu_has(flag):
         return False
 
 
-def _library_path(command):
+def _library_path(commands):
     key = hashlib.sha256()
     for source in SOURCES:
         with open(source, "rb") as f:
             key.update(f.read())
-    key.update(" ".join([tf.__version__, sys.version, *command]).encode())
+    key.update(" ".join([tf.__version__, sys.version, *(" ".join(c) for c in commands)]).encode())
     return os.path.join(cache_dir(), f"kernels-{key.hexdigest()[:16]}.so")
 
 
+def _run_all(commands):
+    """Runs the commands at once; raises with the first failure's last line of output."""
+    jobs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    outputs = [job.communicate() for job in jobs]
+    for job, (_, err) in zip(jobs, outputs):
+        if job.returncode != 0:
+            last = (err.strip().splitlines() or ["(no message)"])[-1]
+            raise RuntimeError(f"compiling the kernels failed: {last}")
+
+
 def _build():
-    placeholder = "OUTPUT"
-    command = _compile_command(placeholder)
-    path = _library_path(command)
+    compiles, link = _commands("BUILD")
+    path = _library_path([*compiles, link])  # the key names no temporary folder
     if not os.path.exists(path):
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -74,17 +90,14 @@ def _build():
             path = os.path.join(tempfile.gettempdir(), f"keras_norm-{os.getuid()}", os.path.basename(path))
             os.makedirs(os.path.dirname(path), exist_ok=True)
         # Build beside the cache entry and rename it into place: concurrent runs never see half a file.
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
-        os.close(fd)
+        folder = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(path))
         try:
-            done = subprocess.run([tmp if a == placeholder else a for a in command], capture_output=True, text=True)
-            if done.returncode != 0:
-                last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-                raise RuntimeError(f"compiling the kernels failed: {last}")
-            os.replace(tmp, path)
+            compiles, link = _commands(folder)
+            _run_all(compiles)  # the sources compile in parallel: the TensorFlow headers dominate each
+            _run_all([link])
+            os.replace(os.path.join(folder, "kernels.so"), path)
         finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            shutil.rmtree(folder, ignore_errors=True)
     return path
 
 
