@@ -34,17 +34,23 @@ SEEDS = (0, 1, 2)
 
 
 def configs(base, norms=NORMS, penalties=tuple(PENALTIES), seeds=SEEDS):
-    """Every cell; a cell that is a variant of the seeds suite trains (or is found) in that suite's folder."""
+    """Every cell's runs, seed by seed (a stopped grid has whole seeds); a cell that is a variant of the seeds
+    suite trains (or is found) in that suite's folder."""
     artifacts = base.outputs.artifacts_dir
     main = [(v["norm"], v["l1"], v["l2"]) for v in seeds_suite.VARIANTS]
     out = []
-    for norm in norms:
-        for name in penalties:
-            p = PENALTIES[name]
-            folder = seeds_suite.suite_dir(artifacts) if (norm, p["l1"], p["l2"]) in main else \
-                os.path.join(artifacts, "grid")
-            out += [base.replace(norm=norm, seed=s, deterministic=True, artifacts_dir=folder, **p) for s in seeds]
+    for s in seeds:
+        for norm in norms:
+            for name in penalties:
+                p = PENALTIES[name]
+                folder = seeds_suite.suite_dir(artifacts) if (norm, p["l1"], p["l2"]) in main else \
+                    os.path.join(artifacts, "grid")
+                out.append(base.replace(norm=norm, seed=s, deterministic=True, artifacts_dir=folder, **p))
     return out
+
+
+def penalty_name(learning):
+    return next(n for n, p in PENALTIES.items() if (p["l1"], p["l2"]) == (learning.l1, learning.l2))
 
 
 def cell_numbers(results):
@@ -64,9 +70,10 @@ def cell_numbers(results):
 
 
 def summarize(todo, results, norms, penalties, seeds):
-    cells = {}
-    for i, (norm, name) in enumerate((n, p) for n in norms for p in penalties):
-        cells.setdefault(norm, {})[name] = cell_numbers(results[i * len(seeds):(i + 1) * len(seeds)])
+    runs = {}  # (norm, penalty) -> results in seed order
+    for config, result in zip(todo, results):
+        runs.setdefault((config.learning.norm, penalty_name(config.learning)), []).append(result)
+    cells = {n: {p: cell_numbers(runs[(n, p)]) for p in penalties} for n in norms}
     grid = {"norms": list(norms), "penalties": list(penalties), "strengths": {p: PENALTIES[p] for p in penalties},
             "seeds": list(seeds), "epochs": todo[0].learning.epochs,
             "final_test_accuracy": {n: {p: cells[n][p]["final_test_accuracy"] for p in penalties} for n in norms},

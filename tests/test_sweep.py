@@ -87,6 +87,20 @@ class GridTest(unittest.TestCase):
         in_seeds = {(c.learning.norm, c.learning.l1, c.learning.l2) for c in cells
                     if c.outputs.artifacts_dir == os.path.join("a", "seeds")}
         self.assertEqual(in_seeds, {(v["norm"], v["l1"], v["l2"]) for v in seeds.VARIANTS})
+        self.assertEqual([c.learning.seed for c in cells], [s for s in (0, 1, 2) for _ in range(16)])  # seed by seed
+
+    def test_each_cell_gathers_its_own_runs_in_seed_order(self):
+        base = RunConfig.create(artifacts_dir="a")
+        todo = grid.configs(base, ("bn", "gn"), ("none", "L1"), (0, 1))
+        # A run's "accuracy" encodes its cell and seed: seed + 10 for GN + 100 for L1.
+        results = [{"final_test_accuracy": c.learning.seed + 10 * (c.learning.norm == "gn") + 100 * (c.learning.l1 > 0),
+                    "final_test_xent": 0.1, "folder": "no-such-folder",
+                    "weights": {"near_zero_fraction": 0.0, "mean_abs_weight": 0.1, "kernel_l2_norm": {"conv1": 1.0}}}
+                   for c in todo]
+        out = grid.summarize(todo, results, ("bn", "gn"), ("none", "L1"), (0, 1))
+        self.assertEqual(out["final_test_accuracy"]["gn"]["L1"], [110, 111])
+        self.assertEqual(out["final_test_accuracy"]["bn"]["none"], [0, 1])
+        self.assertEqual(out["final_test_accuracy"]["bn"]["L1"], [100, 101])
 
     def test_tiny_grid_writes_json_and_heat_map(self):
         with tempfile.TemporaryDirectory() as tmp:
