@@ -17,9 +17,9 @@ VALUES = ("-1", "0", "1e308", "99999999999", "nan", "inf", "-inf", "", "abc", "�
 MODE_FLAGS = {"suite", "report_only", "explain", "bench", "predict", "run", "help", "helpfull", "helpshort",
               "helpxml", "only_check_args", "flagfile", "undefok", "runs"}
 RUN_FILES = ("config.json", "history.json", "history.csv", "metrics.json", "misclassified.json", "summary.txt")
-# Accepted --artifacts_dir values train a run each: a spread of them (relative, flag-like, non-ASCII, parent
-# folder, not a folder, comma) stands for the rest.
-ARTIFACTS_DIR_SAMPLE = {"-1", "ünïcødé", "../x", "/dev/null", "1,2"}
+# Accepted --artifacts_dir values train a run each: a spread of them (relative and flag-like, non-ASCII,
+# not a folder) stands for the rest.
+ARTIFACTS_DIR_SAMPLE = {"-1", "ünïcødé", "/dev/null"}
 # Accepted values of these would make a long run (many epochs, steps or processes): only their rejection is run.
 SLOW_WHEN_ACCEPTED = {"epochs", "sweep_epochs", "sweep_seeds", "jobs", "bench_steps", "bench_repeats",
                       "bench_norms", "bench_levers", "distribute", "logical_cpus", "tensorboard", "batch_size"}
@@ -83,7 +83,7 @@ class FlagFuzzTest(unittest.TestCase):
         # end to end (every --data_path value, a spread of --artifacts_dir ones, and every few others), which
         # must succeed or fail cleanly.
         sample = [(f, v) for i, (f, v) in enumerate(accepted) if f not in SLOW_WHEN_ACCEPTED
-                  and (f == "data_path" or (f == "artifacts_dir" and v in ARTIFACTS_DIR_SAMPLE) or i % 11 == 0)]
+                  and (f == "data_path" or (f == "artifacts_dir" and v in ARTIFACTS_DIR_SAMPLE) or i % 17 == 0)]
         codes = []
         for flag, value in sample:
             with self.subTest(flag=flag, value=value, accepted=True):
