@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 
 from keras_norm import bn_stats, data, fileio, parallel  # noqa: E402
 from keras_norm.config import Learning  # noqa: E402
+from keras_norm.report import stats  # noqa: E402
 from keras_norm.report.plots import save_figure  # noqa: E402
 
 BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
@@ -87,6 +88,22 @@ def as_lists(per_cell, batch_sizes):
     return per_seed, means
 
 
+def intervals(sweep):
+    """95% CIs over seeds: of each cell's test error, and of the differences between norms (and BN's two
+    ways of normalizing) at each batch size, as [difference, low, high] (pp)."""
+    errors = sweep["test_error_per_seed"]
+    rounded = lambda values: [round(v, 3) for v in values]  # noqa: E731
+    out = {"test_error_ci95": {n: [rounded(stats.mean_ci(v)[2]) if v else None for v in rows]
+                               for n, rows in errors.items()}}
+    pairs = {f"{a}-{b}": (errors[a], errors[b]) for a, b in (("bn", "gn"), ("bn", "ln"), ("gn", "ln"))
+             if a in errors and b in errors}
+    if "bn" in sweep.get("bn_batch_statistics_test_error_per_seed", {}):
+        pairs["bn_batch_statistics-bn"] = (sweep["bn_batch_statistics_test_error_per_seed"]["bn"], errors["bn"])
+    out["differences_ci95"] = {name: [rounded([stats.welch(x, y)[0], *stats.welch(x, y)[1]]) if x and y else None
+                                      for x, y in zip(*rows)] for name, rows in pairs.items()}
+    return out
+
+
 def run(base, options, log=print, batch_sizes=BATCH_SIZES, norms=NORMS):
     """Chooses the lr rule, trains every cell (skipping finished ones); writes batch_sweep.json and .png."""
     seeds, epochs = tuple(range(options.sweep_seeds)), options.sweep_epochs
@@ -105,6 +122,7 @@ def run(base, options, log=print, batch_sizes=BATCH_SIZES, norms=NORMS):
                          "warm_up": "one-cycle: the rate rises over the first 25% of the steps"}}
     for key in cells:
         sweep[key], sweep[key.replace("_per_seed", "")] = as_lists(cells[key], batch_sizes)
+    sweep.update(intervals(sweep))
     sweep.update({k: results[0]["dataset"][k] for k in ("train_size", "val_size", "test_size")})
     sweep["wall_seconds"] = round(time.time() - start, 1)
     fileio.write_json(os.path.join(artifacts, "batch_sweep.json"), sweep)
@@ -118,7 +136,7 @@ def plot(path, sweep):
     fig, ax = plt.subplots(figsize=(8, 5))
     sizes = sweep["batch_sizes"]
     curves = [(names.get(n, n), e, "o-") for n, e in sweep["test_error"].items()]
-    curves += [("BatchNorm (the test batch's own statistics)", e, "s--")
+    curves += [("BatchNorm (each test batch's own statistics, test batch = training batch)", e, "s--")
                for e in sweep.get("bn_batch_statistics_test_error", {}).values()]
     for label, errors, style in curves:
         xs = [b for b, e in zip(sizes, errors) if e is not None]

@@ -42,6 +42,20 @@ class SweepTest(unittest.TestCase):
             self.assertTrue(os.path.exists(os.path.join(artifacts, "batch_sweep.png")))
             self.assertFalse(os.path.exists(os.path.join(artifacts, "runs")))  # out of the main runs folder
 
+    def test_intervals_of_cells_and_differences(self):
+        fake = {"test_error_per_seed": {"bn": [[1.0, 1.2], []], "gn": [[0.6, 0.7], [0.5, 0.5]]},
+                "bn_batch_statistics_test_error_per_seed": {"bn": [[2.0, 2.1], []]}}
+        out = sweep.intervals(fake)
+        low, high = out["test_error_ci95"]["bn"][0]
+        self.assertLess(low, 1.1)
+        self.assertGreater(high, 1.1)
+        self.assertIsNone(out["test_error_ci95"]["bn"][1])  # a cell not trained yet
+        diff, low, high = out["differences_ci95"]["bn-gn"][0]
+        self.assertAlmostEqual(diff, 0.45)
+        self.assertLess(low, diff)
+        self.assertGreater(high, diff)
+        self.assertAlmostEqual(out["differences_ci95"]["bn_batch_statistics-bn"][0][0], 0.95)
+
 
 class LearningRateSweepTest(unittest.TestCase):
     def test_grid_spans_the_asked_range(self):
