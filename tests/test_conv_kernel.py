@@ -2,12 +2,9 @@
 every time, handles an empty batch, trains only (inference keeps TensorFlow's ops) and falls back cleanly."""
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
-from unittest import mock
 
 import keras
 import numpy as np
@@ -16,7 +13,7 @@ import tensorflow as tf
 from keras_norm import engine
 from keras_norm import model as model_lib
 from keras_norm.engine import bench_conv, conv, native
-from tests.test_native import HAS_COMPILER, op_types
+from tests.test_native import HAS_COMPILER, failed_build, op_types
 
 # (H, W, Ci, Co): every 3x3 convolution of the default model, then odd ones (odd widths, the scalar loops
 # for output widths other than 8 and 16, one output row or column).
@@ -131,19 +128,12 @@ class ConvKernelTest(unittest.TestCase):
             self.assertGreater(line["kernel_ms"], 0)
 
     def test_a_failed_build_falls_back_to_tensorflow_ops(self):
-        saved = dict(native._state)
-        try:
-            with tempfile.TemporaryDirectory() as cache, mock.patch.dict(
-                    os.environ, {"XDG_CACHE_HOME": cache, "CXX": shutil.which("false") or "false"}):
-                native._state.clear()
-                fast = engine.accelerate(model_lib.build_model("gn"))
-                spec = tf.TensorSpec((2, 28, 28, 1), tf.float32)
-                ops = op_types(lambda t: fast(t, training=True), spec)
-                self.assertNotIn("KerasNormConv3x3", ops)
-                self.assertIn("Conv2D", ops)
-        finally:
-            native._state.clear()
-            native._state.update(saved)
+        with failed_build():
+            fast = engine.accelerate(model_lib.build_model("gn"))
+            spec = tf.TensorSpec((2, 28, 28, 1), tf.float32)
+            ops = op_types(lambda t: fast(t, training=True), spec)
+            self.assertNotIn("KerasNormConv3x3", ops)
+            self.assertIn("Conv2D", ops)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The C++ normalization kernel: it builds, it is what training runs, and it computes what TensorFlow computes."""
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -40,6 +41,21 @@ def values_and_gradients(fn, x, gamma, beta, dy, **kwargs):
         y, mean, variance = fn(x, gamma, beta, **kwargs)
         loss = tf.reduce_sum(y * dy)
     return [y, mean, variance] + tape.gradient(loss, [x, gamma, beta])
+
+
+@contextlib.contextmanager
+def failed_build():
+    """A fresh load() whose compiler fails (CXX=false), with an empty cache; yields the cache folder. The
+    loaded state is restored afterwards."""
+    saved = dict(native._state)
+    try:
+        with tempfile.TemporaryDirectory() as cache, mock.patch.dict(
+                os.environ, {"XDG_CACHE_HOME": cache, "CXX": shutil.which("false") or "false"}):
+            native._state.clear()
+            yield cache
+    finally:
+        native._state.clear()
+        native._state.update(saved)
 
 
 def op_types(fn, *args):
@@ -103,18 +119,16 @@ class NativeKernelTest(unittest.TestCase):
                 self.assertNotIn("KerasNormNormalize", op_types(lambda t: off(t, training=True), x))
 
     def test_a_failed_build_falls_back_to_tensorflow_ops_and_says_why(self):
+        with failed_build() as cache:
+            self.assertIsNone(native.load())
+            self.assertIn("failed", native.why_not())
+            layer = fused.FusedGroupNormalization(groups=4)
+            x = tf.TensorSpec((None, 6, 6, 16), tf.float32)
+            layer.build(x.shape)
+            self.assertNotIn("KerasNormNormalize", op_types(lambda t: layer(t, training=True), x))
+            self.assertEqual(os.listdir(cache + "/keras_norm"), [])  # no half-built library left behind
         saved = dict(native._state)
         try:
-            with tempfile.TemporaryDirectory() as cache, mock.patch.dict(
-                    os.environ, {"XDG_CACHE_HOME": cache, "CXX": shutil.which("false") or "false"}):
-                native._state.clear()
-                self.assertIsNone(native.load())
-                self.assertIn("failed", native.why_not())
-                layer = fused.FusedGroupNormalization(groups=4)
-                x = tf.TensorSpec((None, 6, 6, 16), tf.float32)
-                layer.build(x.shape)
-                self.assertNotIn("KerasNormNormalize", op_types(lambda t: layer(t, training=True), x))
-                self.assertEqual(os.listdir(cache + "/keras_norm"), [])  # no half-built library left behind
             with mock.patch.dict(os.environ, {"KERAS_NORM_NATIVE": "0"}):
                 native._state.clear()
                 self.assertIsNone(native.load())
