@@ -69,6 +69,11 @@ def cell_numbers(results):
     return out
 
 
+def _ci(values):
+    """The 95% CI of the mean, or None with fewer than 2 values (JSON has no NaN)."""
+    return list(stats.mean_ci(values)[2]) if len(values) > 1 else None
+
+
 def summarize(todo, results, norms, penalties, seeds):
     runs = {}  # (norm, penalty) -> results in seed order
     for config, result in zip(todo, results):
@@ -77,8 +82,7 @@ def summarize(todo, results, norms, penalties, seeds):
     grid = {"norms": list(norms), "penalties": list(penalties), "strengths": {p: PENALTIES[p] for p in penalties},
             "seeds": list(seeds), "epochs": todo[0].learning.epochs,
             "final_test_accuracy": {n: {p: cells[n][p]["final_test_accuracy"] for p in penalties} for n in norms},
-            "ci95": {n: {p: list(stats.mean_ci(cells[n][p]["final_test_accuracy"])[2]) for p in penalties}
-                     for n in norms},
+            "ci95": {n: {p: _ci(cells[n][p]["final_test_accuracy"]) for p in penalties} for n in norms},
             "cells": cells}
     return grid
 
@@ -90,8 +94,8 @@ def plot(grid, path):
     image = ax.imshow(acc, cmap="viridis")
     for i, n in enumerate(norms):
         for j, p in enumerate(penalties):
-            low, high = grid["ci95"][n][p]
-            ci = f"\n{100 * low:.2f}–{100 * high:.2f}" if np.isfinite(low) else ""
+            interval = grid["ci95"][n][p]
+            ci = f"\n{100 * interval[0]:.2f}–{100 * interval[1]:.2f}" if interval else ""
             ax.text(j, i, f"{acc[i, j]:.2f}{ci}", ha="center", va="center", fontsize=8,
                     color="white" if acc[i, j] < acc.mean() else "black")
     ax.set_xticks(range(len(penalties)), penalties)

@@ -43,13 +43,14 @@ class SweepTest(unittest.TestCase):
             self.assertFalse(os.path.exists(os.path.join(artifacts, "runs")))  # out of the main runs folder
 
     def test_intervals_of_cells_and_differences(self):
-        fake = {"test_error_per_seed": {"bn": [[1.0, 1.2], []], "gn": [[0.6, 0.7], [0.5, 0.5]]},
+        fake = {"test_error_per_seed": {"bn": [[1.0, 1.2], [0.9]], "gn": [[0.6, 0.7], [0.5, 0.5]]},
                 "bn_batch_statistics_test_error_per_seed": {"bn": [[2.0, 2.1], []]}}
         out = sweep.intervals(fake)
         low, high = out["test_error_ci95"]["bn"][0]
         self.assertLess(low, 1.1)
         self.assertGreater(high, 1.1)
-        self.assertIsNone(out["test_error_ci95"]["bn"][1])  # a cell not trained yet
+        self.assertIsNone(out["test_error_ci95"]["bn"][1])  # one seed: no interval
+        self.assertIsNone(out["differences_ci95"]["bn-gn"][1])
         diff, low, high = out["differences_ci95"]["bn-gn"][0]
         self.assertAlmostEqual(diff, 0.45)
         self.assertLess(low, diff)
@@ -115,6 +116,9 @@ class GridTest(unittest.TestCase):
         self.assertEqual(out["final_test_accuracy"]["gn"]["L1"], [110, 111])
         self.assertEqual(out["final_test_accuracy"]["bn"]["none"], [0, 1])
         self.assertEqual(out["final_test_accuracy"]["bn"]["L1"], [100, 101])
+        low, high = out["ci95"]["bn"]["L1"]
+        self.assertLess(low, 100.5)
+        self.assertGreater(high, 100.5)
 
     def test_tiny_grid_writes_json_and_heat_map(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -134,6 +138,7 @@ class GridTest(unittest.TestCase):
             self.assertEqual(set(cell["relative_grad_last_epoch"]), {"conv1", "conv2", "conv3", "conv4", "conv5"})
             self.assertEqual(len(cell["kernel_l2_norm"]), 7)  # 5 3x3 convolutions, the 1x1 transition, the dense
             self.assertEqual(result["penalties"], ["none", "L1"])
+            self.assertIsNone(saved["ci95"]["none"]["L1"])  # one seed: no interval
             self.assertTrue(os.path.exists(os.path.join(artifacts, "grid.png")))
 
 
