@@ -4,9 +4,9 @@
 and `keras.layers.GroupNormalization` (LayerNormalization over (H, W, C) is GroupNormalization with one
 group here) is replaced by a subclass that computes the same thing with faster ops, and a `ReLU` layer
 right after such a norm is folded into it (the norm layer applies the ReLU; an `Identity` takes the
-ReLU's place). Every 3x3 `keras.layers.Conv2D` becomes a `FastConv2D`, whose training convolutions (forward and both
-gradients) run a C++ kernel; the first convolution, fed by the data, skips its input gradient.
-The copy starts with the model's weights, in the same order, so
+ReLU's place). Every 3x3 `keras.layers.Conv2D` becomes a `FastConv2D`, whose training convolutions
+(forward and both gradients) run a C++ kernel; the first convolution, fed by the data, skips its input
+gradient. The copy starts with the model's weights, in the same order, so
 `model.set_weights(fast.get_weights())` carries training back to the plain Keras model.
 
 * fused.py: `FusedBatchNormalization`, `FusedGroupNormalization` (TensorFlow ops, hand-written backward);
