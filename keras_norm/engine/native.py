@@ -11,9 +11,9 @@ The conv kernel (conv3x3.cc, `conv3x3` below) computes the 3x3 convolutions and 
 
 `load()` compiles both into one library against the installed TensorFlow with the system C++ compiler
 (the two sources in parallel, 15-30 s, once: the library is cached under ~/.cache/keras_norm, keyed by
-the sources, TensorFlow's version and the compiler commands) and returns the op module, or None when it cannot be built (no
-compiler, a non-x86 TensorFlow build, ...); callers then fall back to TensorFlow ops, and `why_not()`
-says why. Set KERAS_NORM_NATIVE=0 to never build or use it.
+the sources, TensorFlow's version and the compiler commands) and returns the op module, or None when it
+cannot be built (no compiler, a non-x86 TensorFlow build, ...); callers then fall back to TensorFlow ops,
+and `why_not()` says why. Set KERAS_NORM_NATIVE=0 to never build or use it.
 """
 
 import hashlib
