@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from keras_norm import engine
 from keras_norm import model as model_lib
-from keras_norm.engine import fused
+from keras_norm.engine import fused, native
 from keras_norm.engine.conv import FastConv2D
 
 
@@ -100,18 +100,18 @@ class DeviceDecisionTest(unittest.TestCase):
                                  ("/job:localhost/replica:0/task:0/device:GPU:0", False), ("/device:GPU:1", False)):
             for gpus in (False, True):
                 with self.subTest(device=device, gpus=gpus):
-                    self.assertIs(fused.computed_on_cpu(device, gpus), expected)
+                    self.assertIs(native.computed_on_cpu(device, gpus), expected)
 
     def test_unplaced_tensors_go_where_tensorflow_puts_them(self):
-        self.assertTrue(fused.computed_on_cpu("", gpus_visible=False))
-        self.assertFalse(fused.computed_on_cpu("", gpus_visible=True))
+        self.assertTrue(native.computed_on_cpu("", gpus_visible=False))
+        self.assertFalse(native.computed_on_cpu("", gpus_visible=True))
 
     def test_on_this_cpu_machine_training_uses_the_kernel(self):
         if engine.kernel_status():
             self.skipTest(f"the C++ kernel cannot be built here: {engine.kernel_status()}")
         x = tf.constant(np.ones((2, 4, 4, 8), "float32"))
-        self.assertIsNotNone(fused.native_ops(True, x))
-        self.assertIsNone(fused.native_ops(False, x))
+        self.assertTrue(native.usable(True, x))
+        self.assertFalse(native.usable(False, x))
 
 
 class AccelerateTest(unittest.TestCase):

@@ -15,7 +15,7 @@
 import keras
 import tensorflow as tf
 
-from keras_norm.engine import fused
+from keras_norm.engine import native
 
 
 @keras.saving.register_keras_serializable(package="keras_norm.engine")
@@ -32,11 +32,11 @@ class FastConv2D(keras.layers.Conv2D):
                 and tuple(self.dilation_rate) == (1, 1) and self.groups == 1 and self.data_format == "channels_last")
 
     def call(self, inputs, training=None):
-        ops = fused.native_ops(self.native, inputs) if training and self.kernel_applies() else None
-        if ops is None or inputs.dtype != "float32" or self.kernel.dtype != "float32":
+        if not (training and self.kernel_applies() and inputs.dtype == "float32" and self.kernel.dtype == "float32"
+                and native.usable(self.native, inputs)):
             return super().call(inputs)
         kernel = tf.convert_to_tensor(self.kernel)  # a tensor: the custom gradient then returns dL/dkernel
-        outputs = ops.conv3x3(inputs, kernel, input_gradient=self.input_gradient)
+        outputs = native.conv3x3(inputs, kernel, input_gradient=self.input_gradient)
         if self.use_bias:
             outputs = outputs + self.bias
         return self.activation(outputs) if self.activation is not None else outputs

@@ -34,22 +34,6 @@ from keras_norm.engine import native as native_lib
 ACTIVATIONS = (None, "relu")
 
 
-def computed_on_cpu(device, gpus_visible):
-    """Whether a tensor placed on `device` (a TensorFlow device string, '' when unplaced) is computed on the
-    CPU. Unplaced tensors go where TensorFlow puts ops by default: on a GPU when one is visible."""
-    if device:
-        return tf.DeviceSpec.from_string(device).device_type == "CPU"
-    return not gpus_visible
-
-
-def native_ops(native, inputs):
-    """The C++ kernel's module if the layer may use it, it is built, and `inputs` are computed on the CPU
-    (the kernel has no GPU version: on a GPU, TensorFlow's own ops run and no tensor is copied)."""
-    if not native or not computed_on_cpu(inputs.device, bool(tf.config.list_logical_devices("GPU"))):
-        return None
-    return native_lib if native_lib.load() is not None else None
-
-
 class _FusedMixin:
     """The `activation` and `native` arguments shared by both layers."""
 
@@ -83,9 +67,8 @@ class FusedBatchNormalization(_FusedMixin, keras.layers.BatchNormalization):
         channels = inputs.shape[-1]
         gamma = tf.convert_to_tensor(self.gamma if self.scale else tf.ones([channels], inputs.dtype))
         beta = tf.convert_to_tensor(self.beta if self.center else tf.zeros([channels], inputs.dtype))
-        native = native_ops(self.native, inputs)
-        if native is not None:
-            outputs, mean, variance = native.normalize(inputs, gamma, beta, self.epsilon, batch=True,
+        if native_lib.usable(self.native, inputs):
+            outputs, mean, variance = native_lib.normalize(inputs, gamma, beta, self.epsilon, batch=True,
                                                        relu=self.activation == "relu")
         else:
             outputs, mean, unbiased_var = tf.compat.v1.nn.fused_batch_norm(
@@ -172,8 +155,7 @@ class FusedGroupNormalization(_FusedMixin, keras.layers.GroupNormalization):
                 or not (self.scale and self.center)):
             return self._activate(super().call(inputs))
         gamma, beta = tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta)
-        native = native_ops(self.native, inputs) if training else None
-        if native is not None:
-            return native.normalize(inputs, gamma, beta, self.epsilon, groups=self.groups,
+        if training and native_lib.usable(self.native, inputs):
+            return native_lib.normalize(inputs, gamma, beta, self.epsilon, groups=self.groups,
                                     relu=self.activation == "relu")[0]
         return self._activate(group_norm(inputs, gamma, beta, self.groups, self.epsilon))

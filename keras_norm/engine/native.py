@@ -123,6 +123,23 @@ def why_not():
     return _state["why"]
 
 
+def computed_on_cpu(device, gpus_visible):
+    """Whether a tensor placed on `device` (a TensorFlow device string, '' when unplaced) is computed on the
+    CPU. Unplaced tensors go where TensorFlow puts ops by default: on a GPU when one is visible."""
+    if device:
+        return tf.DeviceSpec.from_string(device).device_type == "CPU"
+    return not gpus_visible
+
+
+def usable(allowed, inputs):
+    """Whether a layer may use the C++ kernels on `inputs`: it is `allowed` to, they are built, and `inputs`
+    are computed on the CPU (the kernels have no GPU version: on a GPU, TensorFlow's own ops run and no
+    tensor is copied)."""
+    if not allowed or not computed_on_cpu(inputs.device, bool(tf.config.list_logical_devices("GPU"))):
+        return False
+    return load() is not None
+
+
 def normalize(x, gamma, beta, epsilon, groups=1, batch=False, relu=False):
     """Normalizes channels-last float32 (N, H, W, C) `x` with the C++ kernel, with its gradient.
 

@@ -154,6 +154,8 @@ void FilterGradScalar(const float* x, const float* dy, const Shape& s, float* dw
           }
 }
 
+#define KN_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+
 // Entry points: the same inlined code compiled for AVX-512 and for the baseline instruction set.
 #define KN_ENTRY(name, target_attr)                                                                  \
   target_attr void Forward##name(const float* x, const float* w, const Shape& s, float* y) {          \
@@ -166,14 +168,12 @@ void FilterGradScalar(const float* x, const float* dy, const Shape& s, float* dw
   }
 
 #if defined(__x86_64__)
-KN_ENTRY(Avx512, __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma"))))
+KN_ENTRY(Avx512, KN_AVX512)
 #endif
 KN_ENTRY(Baseline, )
 #undef KN_ENTRY
 
 #if defined(__x86_64__)
-#define KN_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
-
 // Eight output channels fill half a register. With AVX-512, two neighbouring output positions share one,
 // interleaved channel by channel ([p0 c0, p1 c0, p0 c1, p1 c1, ...]): the input pair
 // (x[i][j][c], x[i][j+1][c]) is one 64-bit broadcast, and each weight appears twice in its vector.
@@ -237,7 +237,7 @@ KN_AVX512 void BuildPairs(const float* __restrict x, int64_t h, int64_t w, int64
 }
 
 // y (8 channels) of one example from the pairs of its input (s: the padded input's shape).
-KN_AVX512 void ForwardPairs8(const float* pairs, const float* w, const Shape& s, float* y) {
+KN_AVX512 void PairsForward8(const float* pairs, const float* w, const Shape& s, float* y) {
   static thread_local std::vector<float> wdup;
   wdup.resize(9 * s.ci * 16);
   for (int64_t t = 0; t < 9 * s.ci; ++t)
@@ -255,6 +255,15 @@ KN_AVX512 void ForwardPairs8(const float* pairs, const float* w, const Shape& s,
       std::memcpy(row + j * 8, two, 8 * sizeof(float));
     }
   }
+}
+
+// y (8 channels) of one example whose input is x (h x w x s.ci) zero-padded by `pad` (s: the padded shape).
+void ForwardPairs8(const float* x, int64_t h, int64_t w, int64_t pad, const float* kernel, const Shape& s,
+                   float* y) {
+  static thread_local std::vector<float> pairs;
+  pairs.resize(s.h * s.w * s.ci * 2);
+  BuildPairs(x, h, w, s.ci, pad, pairs.data());
+  PairsForward8(pairs.data(), kernel, s, y);
 }
 #endif
 
@@ -274,12 +283,7 @@ bool HasAvx512() {
 void Forward(const float* x, const float* w, const Shape& s, float* y) {
   if (s.co != 8 && s.co != 16) return ForwardScalar(x, w, s, y);
 #if defined(__x86_64__)
-  if (HasAvx512() && s.co == 8) {
-    static thread_local std::vector<float> pairs;
-    pairs.resize(s.h * s.w * s.ci * 2);
-    BuildPairs(x, s.h, s.w, s.ci, 0, pairs.data());
-    return ForwardPairs8(pairs.data(), w, s, y);
-  }
+  if (HasAvx512() && s.co == 8) return ForwardPairs8(x, s.h, s.w, 0, w, s, y);
   if (HasAvx512()) return ForwardAvx512(x, w, s, y);
 #endif
   ForwardBaseline(x, w, s, y);
@@ -289,12 +293,7 @@ void Forward(const float* x, const float* w, const Shape& s, float* y) {
 void InputGrad(const float* dy, const float* flipped, const Shape& s, float* dx) {
   const int64_t oh = s.h - 4, ow = s.w - 4;
 #if defined(__x86_64__)
-  if (HasAvx512() && s.co == 8) {  // the pairs of the padded dy, built from dy directly
-    static thread_local std::vector<float> pairs;
-    pairs.resize(s.h * s.w * s.ci * 2);
-    BuildPairs(dy, oh, ow, s.ci, 2, pairs.data());
-    return ForwardPairs8(pairs.data(), flipped, s, dx);
-  }
+  if (HasAvx512() && s.co == 8) return ForwardPairs8(dy, oh, ow, 2, flipped, s, dx);  // pads while pairing
 #endif
   static thread_local std::vector<float> padded;
   padded.assign(s.h * s.w * s.ci, 0.f);
