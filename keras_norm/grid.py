@@ -74,6 +74,51 @@ def _ci(values):
     return list(stats.mean_ci(values)[2]) if len(values) > 1 else None
 
 
+def _pp(difference):
+    """(difference, (low, high)) in accuracy -> [difference, low, high] in percentage points, or None."""
+    diff, (low, high) = difference
+    return None if np.isnan(low) else [round(100 * v, 3) for v in (diff, low, high)]
+
+
+def differences(accuracy, norms, penalties):
+    """95% CIs (pp of test accuracy) that separate the norm from the penalty: each cell against its row's
+    no-penalty cell and against its column's no-norm cell, and the main effects (a norm against another
+    averaged over the penalties, a penalty against none averaged over the norms; `stats.contrast`)."""
+    cell = lambda n, p: accuracy[n][p]  # noqa: E731
+    others = lambda values, ref: [v for v in values if v != ref]  # noqa: E731
+    norm_pairs = [(a, b) for i, a in enumerate(norms) for b in norms[i + 1:]]
+    return {
+        "penalty_minus_none": {n: {p: _pp(stats.welch(cell(n, p), cell(n, "none"))) for p in others(penalties, "none")}
+                               for n in norms} if "none" in penalties else {},
+        "norm_minus_none": {p: {n: _pp(stats.welch(cell(n, p), cell("none", p))) for n in others(norms, "none")}
+                            for p in penalties} if "none" in norms else {},
+        "main_effect_norm": {f"{a}-{b}": _pp(stats.contrast([(cell(a, p), cell(b, p)) for p in penalties]))
+                             for a, b in norm_pairs},
+        "main_effect_penalty": {f"{p}-none": _pp(stats.contrast([(cell(n, p), cell(n, "none")) for n in norms]))
+                                for p in others(penalties, "none")} if "none" in penalties else {},
+    }
+
+
+def l2_effect(cells, norms, penalty="L2"):
+    """Per norm and 3x3 convolution, L2's cell against the no-penalty cell (means over seeds): the ratio of
+    the kernel norms r, of the data-loss gradient's |g|/|w| q, and r^-2, which q equals if the layer's output
+    is blind to the kernel's scale (|g| ~ 1/|w|) and the rest of the function is unchanged."""
+    ratio = lambda a, b: float(np.mean(a) / np.mean(b))  # noqa: E731
+    out = {}
+    for n in norms:
+        plain, penalized = cells[n].get("none", {}), cells[n].get(penalty, {})
+        if "relative_grad_last_epoch" not in plain or "relative_grad_last_epoch" not in penalized:
+            continue
+        out[n] = {}
+        for layer in plain["relative_grad_last_epoch"]:
+            kernel = f"{layer}/kernel"
+            r = ratio(penalized["kernel_l2_norm"][kernel], plain["kernel_l2_norm"][kernel])
+            q = ratio(penalized["relative_grad_last_epoch"][layer], plain["relative_grad_last_epoch"][layer])
+            out[n][layer] = {"kernel_norm_ratio": round(r, 4), "relative_grad_ratio": round(q, 4),
+                             "scale_invariant_prediction": round(r ** -2, 4)}
+    return out
+
+
 def summarize(todo, results, norms, penalties, seeds):
     runs = {}  # (norm, penalty) -> results in seed order
     for config, result in zip(todo, results):
@@ -84,6 +129,9 @@ def summarize(todo, results, norms, penalties, seeds):
             "final_test_accuracy": {n: {p: cells[n][p]["final_test_accuracy"] for p in penalties} for n in norms},
             "ci95": {n: {p: _ci(cells[n][p]["final_test_accuracy"]) for p in penalties} for n in norms},
             "cells": cells}
+    accuracy = grid["final_test_accuracy"]
+    grid["differences_ci95_pp"] = differences(accuracy, list(norms), list(penalties))
+    grid["l2_effect"] = l2_effect(cells, norms) if {"none", "L2"} <= set(penalties) else {}
     return grid
 
 

@@ -29,6 +29,25 @@ class StatsTest(unittest.TestCase):
         self.assertAlmostEqual(high, -4.0 + half, places=9)
         self.assertTrue(stats.excludes_zero((low, high)) == (high < 0))
 
+    def test_a_contrast_of_one_block_is_welch(self):
+        a, b = [1.0, 2.0, 3.0], [4.0, 6.0, 8.0]
+        self.assertEqual(stats.contrast([(a, b)]), stats.welch(a, b))
+
+    def test_a_contrast_averages_blocks_and_ignores_their_offsets(self):
+        # Two blocks with very different levels but the same gap of 1: the gap is measured, the levels are not noise.
+        pairs = [([10.0, 10.1, 9.9], [9.0, 9.1, 8.9]), ([0.0, 0.1, -0.1], [-1.0, -0.9, -1.1])]
+        diff, (low, high) = stats.contrast(pairs)
+        self.assertAlmostEqual(diff, 1.0, places=9)
+        var = 4 * (0.01 / 3) / 4  # four samples of variance 0.01, three values each, two blocks
+        df = var ** 2 / (4 * (0.01 / 3 / 4) ** 2 / 2)
+        from scipy import stats as scipy_stats
+
+        half = scipy_stats.t.ppf(0.975, df) * math.sqrt(var)
+        self.assertAlmostEqual(low, 1.0 - half, places=9)
+        self.assertAlmostEqual(high, 1.0 + half, places=9)
+        self.assertTrue(stats.excludes_zero((low, high)))
+        self.assertTrue(math.isnan(stats.contrast([([1.0], [2.0, 3.0])])[1][0]))  # one value: no interval
+
     def test_a_clear_gap_is_real_and_an_overlap_is_not(self):
         self.assertTrue(stats.excludes_zero(stats.welch([0.995, 0.996, 0.994], [0.990, 0.991, 0.989])[1]))
         self.assertFalse(stats.excludes_zero(stats.welch([0.995, 0.990, 0.994], [0.993, 0.991, 0.996])[1]))

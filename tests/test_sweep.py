@@ -119,6 +119,23 @@ class GridTest(unittest.TestCase):
         low, high = out["ci95"]["bn"]["L1"]
         self.assertLess(low, 100.5)
         self.assertGreater(high, 100.5)
+        # Differences in percentage points: L1 adds 100 (10,000 pp) in each row, GN adds 10 in each column.
+        differences = out["differences_ci95_pp"]
+        self.assertEqual(differences["penalty_minus_none"]["gn"]["L1"][0], 10000)
+        self.assertEqual(differences["main_effect_norm"]["bn-gn"][0], -1000)
+        self.assertEqual(differences["main_effect_penalty"]["L1-none"][0], 10000)
+        self.assertEqual(differences["norm_minus_none"], {})  # no "none" norm in this grid
+
+    def test_l2_effect_compares_kernel_scale_and_relative_gradient(self):
+        # L2 halves the kernel and |g|/|w| grows 4x: what a scale-blind layer predicts (r^-2 = 4).
+        cells = {"bn": {"none": {"kernel_l2_norm": {"conv1/kernel": [2.0, 2.0]},
+                                 "relative_grad_last_epoch": {"conv1": [0.1, 0.1]}},
+                        "L2": {"kernel_l2_norm": {"conv1/kernel": [1.0, 1.0]},
+                               "relative_grad_last_epoch": {"conv1": [0.3, 0.5]}}},
+                 "gn": {"none": {}, "L2": {}}}  # no inside.json: left out
+        out = grid.l2_effect(cells, ("bn", "gn"))
+        self.assertEqual(out, {"bn": {"conv1": {"kernel_norm_ratio": 0.5, "relative_grad_ratio": 4.0,
+                                                "scale_invariant_prediction": 4.0}}})
 
     def test_tiny_grid_writes_json_and_heat_map(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -44,6 +44,23 @@ def welch(a, b):
     return diff, (diff - half, diff + half)
 
 
+def contrast(pairs):
+    """(difference, (low, high)): the mean over blocks of mean(a) - mean(b), for pairs [(a, b), ...] of
+    samples (e.g. one pair per penalty when comparing two norms), with Welch-Satterthwaite's 95% interval:
+    each block's means are independent, so the variance is sum(var(a)/n_a + var(b)/n_b) / blocks^2."""
+    k = len(pairs)
+    diff = float(np.mean([np.mean(a) - np.mean(b) for a, b in pairs]))
+    if any(len(a) < 2 or len(b) < 2 for a, b in pairs):
+        return diff, (float("nan"), float("nan"))
+    terms = [(np.var(v, ddof=1) / len(v) / k ** 2, len(v) - 1) for pair in pairs for v in pair]
+    var = sum(t for t, _ in terms)
+    if var == 0:
+        return diff, (diff, diff)
+    df = var ** 2 / sum(t ** 2 / dof for t, dof in terms)
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, df)) * math.sqrt(var)
+    return diff, (diff - half, diff + half)
+
+
 def excludes_zero(interval):
     low, high = interval
     return bool(low > 0 or high < 0)
