@@ -87,6 +87,8 @@ flags.DEFINE_integer("bench_repeats", _B.repeats, "Interleaved benchmark repeats
 flags.DEFINE_boolean("bench_levers", _B.levers, "Also time each speed lever alone.")
 flags.DEFINE_string("bench_step_speedup", _B.step_speedup_path, "Write the conv kernel's step speedup per norm "
                     "to this JSON file (e.g. artifacts/perf/step_speedup.json).")
+flags.DEFINE_boolean("bench_profile", _B.profile, "Also profile --bench_steps steps of each norm with TensorFlow's "
+                     "profiler, with and without the conv kernel: op time per step by op type and by layer.")
 
 HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull", "-?")
 
@@ -109,7 +111,7 @@ def options():
     suite = config_lib.SuiteOptions(jobs=FLAGS.jobs, sweep_epochs=FLAGS.sweep_epochs, sweep_seeds=FLAGS.sweep_seeds)
     bench = config_lib.BenchOptions(norms=tuple(FLAGS.bench_norms), steps=FLAGS.bench_steps,
                                     repeats=FLAGS.bench_repeats, levers=FLAGS.bench_levers,
-                                    step_speedup_path=FLAGS.bench_step_speedup)
+                                    step_speedup_path=FLAGS.bench_step_speedup, profile=FLAGS.bench_profile)
     chosen = [m for m, on in (("suite", FLAGS.suite), ("report_only", FLAGS.report_only),
                               ("explain", FLAGS.explain), ("bench", FLAGS.bench), ("predict", FLAGS.predict)) if on]
     if len(chosen) > 1:

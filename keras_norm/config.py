@@ -238,6 +238,7 @@ class BenchOptions:
     repeats: int = 7  # interleaved repeats; the median counts
     levers: bool = False  # also time each speed lever alone
     step_speedup_path: str = ""  # if set, the conv kernel's step speedup per norm is written there (JSON)
+    profile: bool = False  # also profile `steps` steps per norm and path (engine/profile_step.py)
 
     def validate(self):
         unknown = [n for n in self.norms if n not in NORMS]

@@ -12,9 +12,16 @@ class BenchHarnessTest(unittest.TestCase):
             npz = helpers.write_small_npz(tmp, n_train=1200, n_test=32)
             speedup = f"{tmp}/perf/step_speedup.json"
             code, out, err = helpers.run_main("--bench", f"--data_path={npz}", "--bench_steps=16", "--bench_repeats=1",
-                                              "--bench_norms=gn", f"--bench_step_speedup={speedup}")
+                                              "--bench_norms=gn", f"--bench_step_speedup={speedup}", "--bench_profile")
             self.assertEqual(code, 0, err[-2000:])
             lines = [json.loads(line) for line in out.strip().splitlines()]
+            profiles = [line for line in lines if "by_layer" in line]
+            lines = [line for line in lines if "by_layer" not in line]
+            self.assertEqual([(p["norm"], p["path"]) for p in profiles], [("gn", "project"), ("gn", "before")])
+            for p in profiles:  # the profiled steps' ops land on the model's layers
+                self.assertGreater(p["op_ms_per_step"], 0)
+                self.assertGreater(p["wall_ms_per_step"], 0)
+                self.assertTrue({"conv1", "conv2", "logits"} & set(p["by_layer"]), p["by_layer"])
             self.assertEqual([line.get("norm") for line in lines[:1]], ["gn"])
             self.assertGreater(lines[0]["images_per_sec"], 0)
             self.assertGreater(lines[0]["baseline_images_per_sec"], 0)
@@ -24,6 +31,20 @@ class BenchHarnessTest(unittest.TestCase):
             self.assertEqual(written["gn"]["after_images_per_sec"], lines[0]["images_per_sec"])
             self.assertEqual(written["gn"]["before_images_per_sec"], lines[0]["before_images_per_sec"])
             self.assertGreater(written["gn"]["speedup"], 0)
+
+    def test_profile_sums_op_time_per_step_by_type_and_layer(self):
+        from keras_norm.engine import profile_step
+
+        events = [("step", "while/body/_1/cnn/conv2_1/convolution", "Conv2D", 3.0),
+                  ("step", "while/body/_1/cnn/conv2_bn_1/add", "AddV2", 1.0),
+                  ("step", "while/gradient_tape/cnn/conv2_1/convolution/Conv2DBackpropInput", "Conv2D", 5.0),
+                  ("step", "while/body/_1/SomeGrad_3", "SomeGrad", 1.0),
+                  ("input", "ParallelMapDatasetV2/rotate", "ImageProjectiveTransformV3", 4.0)]
+        out = profile_step.summarize(events, steps=2, layers={"conv2", "conv2_bn", "logits"})
+        self.assertEqual(out["op_ms_per_step"], 5.0)
+        self.assertEqual(out["by_op_type"], {"Conv2D": 4.0, "AddV2": 0.5, "SomeGrad": 0.5})
+        self.assertEqual(out["by_layer"], {"conv2": 4.0, "conv2_bn": 0.5, profile_step.OUTSIDE: 0.5})
+        self.assertEqual(out["input_pipeline_ms_per_step"], 2.0)
 
     def test_too_few_steps_to_time_is_one_error_line(self):
         # Timing runs from the end of the first compiled call (8 steps) to the end of the last.

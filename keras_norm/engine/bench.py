@@ -20,7 +20,8 @@ are left out. They are not small here: TensorFlow's tf.data autotuning thread sl
 period (10 ms, 20 ms, ... 2.56 s), and ending an iterator can wait for its next wake-up, so timing
 whole `fit` calls rounded many of them up to 2.56 s or 5.11 s and made ratios swing by 2x. (A training
 run makes one iterator per epoch, so whatever it waits there is spread over 938 steps.)
-`--bench_levers` adds one line per norm and lever, each lever alone on top of the baseline, and one line per
+`--bench_profile` adds, per norm, a profile of `steps` steps of the project's path and of "before": op time per
+step by op type and by layer (profile_step.py). `--bench_levers` adds one line per norm and lever, each lever alone on top of the baseline, and one line per
 3x3 convolution of the model with its time on TensorFlow's ops and on the C++ kernel (bench_conv.py). Times on a
 shared machine drift, so only ratios measured within one run (`speedup`) are meaningful.
 """
@@ -37,7 +38,7 @@ import tensorflow as tf
 from keras_norm import data, engine, fileio, pipeline, train
 from keras_norm import model as model_lib
 from keras_norm.config import Learning, Runtime
-from keras_norm.engine import bench_conv, native
+from keras_norm.engine import bench_conv, native, profile_step
 from keras_norm.errors import KerasNormError
 
 # Each lever alone, on top of the baseline (see `_lever_setup`).
@@ -164,6 +165,17 @@ def bench_norm(norm, dataset, steps, repeats, levers=False):
     return out
 
 
+def profile_norm(norm, dataset, steps):
+    """Profiles (profile_step.py) `steps` steps of the project's path and of the path before the conv kernel."""
+    learning, spe = Learning(norm=norm), Runtime().steps_per_execution
+    keras.utils.set_random_seed(0)
+    paths = {"project": True, "before": False}  # the conv kernel on / off
+    contenders = {path: _Contender(_build(learning, spe, None, fast=True, native_conv=conv),
+                                   pipeline=_project_pipeline(learning, dataset)) for path, conv in paths.items()}
+    return [{"norm": norm, "path": path, **profile_step.profile(c.run, steps, [layer.name for layer in c.model.layers])}
+            for path, c in contenders.items()]
+
+
 def peak_rss_mb():
     """Peak resident memory of this process so far, MB."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)  # Linux: KiB
@@ -190,6 +202,9 @@ def run(options, data_path=None, threads=0, out=print):
             out(json.dumps(line), flush=True)
     for line in bench_conv.layer_times() if options.levers else ():  # per-layer conv times
         out(json.dumps(line), flush=True)
+    for norm in options.norms if options.profile else ():
+        for line in profile_norm(norm, dataset, steps):
+            out(json.dumps(line), flush=True)
     out(json.dumps({"peak_rss_mb": peak_rss_mb(), "threads": threads}), flush=True)
     if options.step_speedup_path:
         fileio.write_json(options.step_speedup_path, speedups)
