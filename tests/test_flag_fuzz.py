@@ -21,8 +21,8 @@ RUN_FILES = ("config.json", "history.json", "history.csv", "metrics.json", "misc
 # not a folder) stands for the rest.
 ARTIFACTS_DIR_SAMPLE = {"-1", "ünïcødé", "/dev/null"}
 # Accepted values of these would make a long run (many epochs, steps or processes): only their rejection is run.
-SLOW_WHEN_ACCEPTED = {"epochs", "sweep_epochs", "sweep_seeds", "jobs", "bench_steps", "bench_repeats",
-                      "bench_norms", "bench_levers", "bench_profile", "distribute", "logical_cpus", "tensorboard", "batch_size"}
+SLOW_WHEN_ACCEPTED = {"epochs", "sweep_epochs", "sweep_seeds", "jobs", "bench_steps", "bench_repeats", "bench_norms",
+                      "bench_levers", "bench_profile", "distribute", "logical_cpus", "tensorboard", "batch_size"}
 
 
 class FlagFuzzTest(unittest.TestCase):

@@ -20,10 +20,11 @@ are left out. They are not small here: TensorFlow's tf.data autotuning thread sl
 period (10 ms, 20 ms, ... 2.56 s), and ending an iterator can wait for its next wake-up, so timing
 whole `fit` calls rounded many of them up to 2.56 s or 5.11 s and made ratios swing by 2x. (A training
 run makes one iterator per epoch, so whatever it waits there is spread over 938 steps.)
-`--bench_profile` adds, per norm, a profile of `steps` steps of the project's path and of "before": op time per
-step by op type and by layer (profile_step.py). `--bench_levers` adds one line per norm and lever, each lever alone on top of the baseline, and one line per
-3x3 convolution of the model with its time on TensorFlow's ops and on the C++ kernel (bench_conv.py). Times on a
-shared machine drift, so only ratios measured within one run (`speedup`) are meaningful.
+`--bench_levers` adds one line per norm and lever, each lever alone on top of the baseline, and one line per
+3x3 convolution of the model with its time on TensorFlow's ops and on the C++ kernel (bench_conv.py).
+`--bench_profile` adds, per norm, a profile of `steps` steps of the project's path and of "before": op time
+per step by op type and by layer (profile_step.py). Times on a shared machine drift, so only ratios measured
+within one run (`speedup`) are meaningful.
 """
 
 import json
