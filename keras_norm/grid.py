@@ -10,7 +10,8 @@ Per cell: final test accuracy (mean, 95% CI), final test data loss, and the kern
 |w| and L2 norm per layer. A norm after a convolution makes its output blind to the kernel's scale, so L2 on
 that kernel cannot limit what it computes; it shrinks the kernel, and with it the kernel's gradient grows as
 1/|w|: the effective step |lr * g| / |w| grows as 1/|w|^2. The per-layer ratio |g| / |w| at the last epoch
-(from each run's inside.json) shows whether that happens. Writes `artifacts/grid.json` and `grid.png`.
+(from each run's inside.json) shows whether that happens. Writes `artifacts/grid.json`, `grid.md` (the
+table) and `grid.png` (the heat map).
 """
 
 import os
@@ -23,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from keras_norm import fileio, inside, parallel  # noqa: E402
 from keras_norm import seeds as seeds_suite  # noqa: E402
-from keras_norm.report import stats  # noqa: E402
+from keras_norm.report import stats, tables  # noqa: E402
 from keras_norm.report.plots import save_figure  # noqa: E402
 from keras_norm.run_folder import RunFolder  # noqa: E402
 
@@ -55,7 +56,7 @@ def penalty_name(learning):
 
 def cell_numbers(results):
     """A cell's per-seed numbers from its runs' metrics and inside.json."""
-    out = {"final_test_accuracy": [r["final_test_accuracy"] for r in results],
+    out = {"final_test_accuracy": [tables.exact(r["final_test_accuracy"], r["dataset"]["test_size"]) for r in results],
            "final_test_xent": [r["final_test_xent"] for r in results],
            "near_zero_fraction": [r["weights"]["near_zero_fraction"] for r in results],
            "mean_abs_weight": [r["weights"]["mean_abs_weight"] for r in results]}
@@ -135,6 +136,47 @@ def summarize(todo, results, norms, penalties, seeds):
     return grid
 
 
+def _mean(values, scale=1.0, digits=3):
+    return f"{scale * np.mean(values):.{digits}f}"
+
+
+def _range(per_layer, scale=1.0, digits=2):
+    """min–max over layers of the per-layer means over seeds."""
+    means = [scale * np.mean(v) for v in per_layer.values()]
+    return f"{min(means):.{digits}f}–{max(means):.{digits}f}"
+
+
+def _pp_text(entry):
+    return "—" if entry is None else f"{entry[0]:+.3f} ({entry[1]:+.3f} to {entry[2]:+.3f})"
+
+
+def markdown(grid):
+    """grid.md: one row per cell (means over seeds), then the differences with their 95% CIs (pp)."""
+    lines = ["| norm | penalty | final test acc. (%) | 95% CI | final test data loss | near-zero weights (%) | "
+             "mean abs(w) | 3x3 kernel norms | \\|g\\|/\\|w\\| (last epoch) |", "|---" * 9 + "|"]
+    for n in grid["norms"]:
+        for p in grid["penalties"]:
+            cell, ci = grid["cells"][n][p], grid["ci95"][n][p]
+            convs = {k: v for k, v in cell["kernel_l2_norm"].items() if k.startswith("conv")}
+            relative = cell.get("relative_grad_last_epoch")
+            lines.append(f"| {n} | {p} | {_mean(cell['final_test_accuracy'], 100)} | "
+                         f"{'—' if ci is None else f'{100 * ci[0]:.3f}–{100 * ci[1]:.3f}'} | "
+                         f"{_mean(cell['final_test_xent'], 1, 4)} | {_mean(cell['near_zero_fraction'], 100, 2)} | "
+                         f"{_mean(cell['mean_abs_weight'])} | {_range(convs)} | "
+                         f"{_range(relative, digits=3) if relative else '—'} |")
+    differences = grid["differences_ci95_pp"]
+    lines += ["", "Differences of final test accuracy, pp (95% CI; a difference is real when its CI excludes 0):", "",
+              "| comparison | difference (95% CI) |", "|---|---|"]
+    for name, entry in {**{f"norm {k}, over all penalties": v for k, v in differences["main_effect_norm"].items()},
+                        **{f"penalty {k}, over all norms": v for k, v in differences["main_effect_penalty"].items()},
+                        **{f"{n}: {p} − none": v for n, row in differences["penalty_minus_none"].items()
+                           for p, v in row.items()},
+                        **{f"{p}: {n} − none": v for p, row in differences["norm_minus_none"].items()
+                           for n, v in row.items()}}.items():
+        lines.append(f"| {name} | {_pp_text(entry)} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(grid, path):
     norms, penalties = grid["norms"], grid["penalties"]
     acc = np.array([[100 * np.mean(grid["final_test_accuracy"][n][p]) for p in penalties] for n in norms])
@@ -164,6 +206,7 @@ def run(base, options, log=print, norms=NORMS, penalties=tuple(PENALTIES), seeds
     results, wall = parallel.train_checked("grid", todo, options.jobs)
     grid = dict(summarize(todo, results, norms, penalties, seeds), wall_seconds=wall)
     fileio.write_json(os.path.join(artifacts, "grid.json"), grid)
+    fileio.write_text(os.path.join(artifacts, "grid.md"), markdown(grid))
     plot(grid, os.path.join(artifacts, "grid.png"))
     log(f"suite grid: done in {grid['wall_seconds'] / 60:.1f} min")
     return grid

@@ -109,7 +109,7 @@ class GridTest(unittest.TestCase):
         todo = grid.configs(base, ("bn", "gn"), ("none", "L1"), (0, 1))
         # A run's "accuracy" encodes its cell and seed: seed + 10 for GN + 100 for L1.
         results = [{"final_test_accuracy": c.learning.seed + 10 * (c.learning.norm == "gn") + 100 * (c.learning.l1 > 0),
-                    "final_test_xent": 0.1, "folder": "no-such-folder",
+                    "final_test_xent": 0.1, "folder": "no-such-folder", "dataset": {"test_size": 10000},
                     "weights": {"near_zero_fraction": 0.0, "mean_abs_weight": 0.1, "kernel_l2_norm": {"conv1": 1.0}}}
                    for c in todo]
         out = grid.summarize(todo, results, ("bn", "gn"), ("none", "L1"), (0, 1))
@@ -157,6 +157,8 @@ class GridTest(unittest.TestCase):
             self.assertEqual(result["penalties"], ["none", "L1"])
             self.assertIsNone(saved["ci95"]["none"]["L1"])  # one seed: no interval
             self.assertTrue(os.path.exists(os.path.join(artifacts, "grid.png")))
+            table = open(os.path.join(artifacts, "grid.md"), encoding="utf-8").read()
+            self.assertIn(f"| none | L1 | {100 * saved['final_test_accuracy']['none']['L1'][0]:.3f} |", table)
 
 
 class NoiseSuiteTest(unittest.TestCase):
