@@ -55,13 +55,17 @@ def penalty_name(learning):
 
 
 def cell_numbers(results):
-    """A cell's per-seed numbers from its runs' metrics and inside.json."""
+    """A cell's per-seed numbers from its runs' metrics, history.json and inside.json."""
     out = {"final_test_accuracy": [tables.exact(r["final_test_accuracy"], r["dataset"]["test_size"]) for r in results],
            "final_test_xent": [r["final_test_xent"] for r in results],
            "near_zero_fraction": [r["weights"]["near_zero_fraction"] for r in results],
            "mean_abs_weight": [r["weights"]["mean_abs_weight"] for r in results]}
     kernels = [r["weights"]["kernel_l2_norm"] for r in results]
     out["kernel_l2_norm"] = {k: [w[k] for w in kernels] for k in kernels[0]}
+    curves = [[tables.exact(e["test_accuracy"], r["dataset"]["test_size"]) for e in RunFolder(r["folder"]).history()]
+              for r in results]
+    if all(curves):
+        out["test_accuracy_by_epoch"] = curves
     last = [RunFolder(r["folder"]).read(inside.FILE, {"epochs": []})["epochs"][-1:] for r in results]
     if all(last):
         out["relative_grad_last_epoch"] = {layer["layer"]: [round(row[0]["layers"][i]["grad_norm"]
@@ -130,6 +134,10 @@ def summarize(todo, results, norms, penalties, seeds):
             "final_test_accuracy": {n: {p: cells[n][p]["final_test_accuracy"] for p in penalties} for n in norms},
             "ci95": {n: {p: _ci(cells[n][p]["final_test_accuracy"]) for p in penalties} for n in norms},
             "cells": cells}
+    if all("test_accuracy_by_epoch" in cells[n][p] for n in norms for p in penalties):  # the middle of training
+        grid["mid_epoch"] = max(1, grid["epochs"] // 2)
+        grid["mid_test_accuracy"] = {n: {p: [c[grid["mid_epoch"] - 1] for c in cells[n][p]["test_accuracy_by_epoch"]]
+                                         for p in penalties} for n in norms}
     accuracy = grid["final_test_accuracy"]
     grid["differences_ci95_pp"] = differences(accuracy, list(norms), list(penalties))
     grid["l2_effect"] = l2_effect(cells, norms) if {"none", "L2"} <= set(penalties) else {}
@@ -152,8 +160,10 @@ def _pp_text(entry):
 
 def markdown(grid):
     """grid.md: one row per cell (means over seeds), then the differences with their 95% CIs (pp)."""
-    lines = ["| norm | penalty | final test acc. (%) | 95% CI | final test data loss | near-zero weights (%) | "
-             "mean abs(w) | 3x3 kernel norms | \\|g\\|/\\|w\\| (last epoch) |", "|---" * 9 + "|"]
+    mid = grid.get("mid_epoch")
+    lines = ["| norm | penalty | final test acc. (%) | 95% CI | test acc. at epoch " + f"{mid} (%) | final test data "
+             "loss | near-zero weights (%) | mean abs(w) | 3x3 kernel norms | \\|g\\|/\\|w\\| (last epoch) |",
+             "|---" * 10 + "|"]
     for n in grid["norms"]:
         for p in grid["penalties"]:
             cell, ci = grid["cells"][n][p], grid["ci95"][n][p]
@@ -161,30 +171,33 @@ def markdown(grid):
             relative = cell.get("relative_grad_last_epoch")
             lines.append(f"| {n} | {p} | {_mean(cell['final_test_accuracy'], 100)} | "
                          f"{'—' if ci is None else f'{100 * ci[0]:.3f}–{100 * ci[1]:.3f}'} | "
+                         f"{_mean(grid['mid_test_accuracy'][n][p], 100, 2) if mid else '—'} | "
                          f"{_mean(cell['final_test_xent'], 1, 4)} | {_mean(cell['near_zero_fraction'], 100, 2)} | "
                          f"{_mean(cell['mean_abs_weight'])} | {_range(convs)} | "
                          f"{_range(relative, digits=3) if relative else '—'} |")
     differences = grid["differences_ci95_pp"]
     lines += ["", "Differences of final test accuracy, pp (95% CI; a difference is real when its CI excludes 0):", "",
               "| comparison | difference (95% CI) |", "|---|---|"]
-    for name, entry in {**{f"norm {k}, over all penalties": v for k, v in differences["main_effect_norm"].items()},
-                        **{f"penalty {k}, over all norms": v for k, v in differences["main_effect_penalty"].items()},
-                        **{f"{n}: {p} − none": v for n, row in differences["penalty_minus_none"].items()
+    no = lambda name, what: f"no {what}" if name == "none" else name  # noqa: E731
+    for name, entry in {**{f"{' − '.join(no(x, 'norm') for x in k.split('-'))}, mean over the penalties": v
+                           for k, v in differences["main_effect_norm"].items()},
+                        **{f"{k.split('-')[0]} − no penalty, mean over the norms": v
+                           for k, v in differences["main_effect_penalty"].items()},
+                        **{f"{no(n, 'norm')}: {p} − no penalty": v for n, row in differences["penalty_minus_none"].items()
                            for p, v in row.items()},
-                        **{f"{p}: {n} − none": v for p, row in differences["norm_minus_none"].items()
+                        **{f"{no(p, 'penalty')}: {n} − no norm": v for p, row in differences["norm_minus_none"].items()
                            for n, v in row.items()}}.items():
         lines.append(f"| {name} | {_pp_text(entry)} |")
     return "\n".join(lines) + "\n"
 
 
-def plot(grid, path):
+def _heat_map(ax, grid, accuracy, title, intervals=None):
     norms, penalties = grid["norms"], grid["penalties"]
-    acc = np.array([[100 * np.mean(grid["final_test_accuracy"][n][p]) for p in penalties] for n in norms])
-    fig, ax = plt.subplots(figsize=(1.6 * len(penalties) + 2, 0.9 * len(norms) + 1.6))
+    acc = np.array([[100 * np.mean(accuracy[n][p]) for p in penalties] for n in norms])
     image = ax.imshow(acc, cmap="viridis")
     for i, n in enumerate(norms):
         for j, p in enumerate(penalties):
-            interval = grid["ci95"][n][p]
+            interval = intervals and intervals[n][p]
             ci = f"\n{100 * interval[0]:.2f}–{100 * interval[1]:.2f}" if interval else ""
             ax.text(j, i, f"{acc[i, j]:.2f}{ci}", ha="center", va="center", fontsize=8,
                     color="white" if acc[i, j] < acc.mean() else "black")
@@ -192,10 +205,23 @@ def plot(grid, path):
     ax.set_yticks(range(len(norms)), norms)
     ax.set_xlabel("penalty")
     ax.set_ylabel("norm")
-    fig.colorbar(image, ax=ax, label="final test accuracy (%)")
-    ax.set_title(f"Final test accuracy, mean of seeds {', '.join(map(str, grid['seeds']))} (95% CI below)",
-                 fontsize=9)
-    save_figure(fig, path)
+    ax.set_title(title, fontsize=9)
+    return image
+
+
+def plot(grid, path):
+    """The heat map of final test accuracy (95% CI below each mean), and beside it the middle of training."""
+    panels = [(grid["final_test_accuracy"], f"Final test accuracy (%), mean of seeds "
+               f"{', '.join(map(str, grid['seeds']))} (95% CI below)", grid["ci95"])]
+    if "mid_test_accuracy" in grid:
+        panels.append((grid["mid_test_accuracy"], f"Test accuracy (%) at epoch {grid['mid_epoch']} of "
+                       f"{grid['epochs']}, mean of seeds", None))
+    n_norms, n_penalties = len(grid["norms"]), len(grid["penalties"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * (1.3 * n_penalties + 1.5), 0.9 * n_norms + 1.4),
+                             squeeze=False, layout="constrained")
+    for ax, (accuracy, title, intervals) in zip(axes[0], panels):
+        fig.colorbar(_heat_map(ax, grid, accuracy, title, intervals), ax=ax, shrink=0.8)
+    save_figure(fig, path, layout=False)  # laid out already ("constrained": colorbars included)
 
 
 def run(base, options, log=print, norms=NORMS, penalties=tuple(PENALTIES), seeds=SEEDS):

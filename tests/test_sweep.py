@@ -156,6 +156,7 @@ class GridTest(unittest.TestCase):
             self.assertEqual(len(cell["kernel_l2_norm"]), 7)  # 5 3x3 convolutions, the 1x1 transition, the dense
             self.assertEqual(result["penalties"], ["none", "L1"])
             self.assertIsNone(saved["ci95"]["none"]["L1"])  # one seed: no interval
+            self.assertEqual(saved["mid_test_accuracy"]["none"]["L1"], saved["final_test_accuracy"]["none"]["L1"])  # 1 epoch
             self.assertTrue(os.path.exists(os.path.join(artifacts, "grid.png")))
             table = open(os.path.join(artifacts, "grid.md"), encoding="utf-8").read()
             self.assertIn(f"| none | L1 | {100 * saved['final_test_accuracy']['none']['L1'][0]:.3f} |", table)
