@@ -74,15 +74,9 @@ def cell_numbers(results):
     return out
 
 
-def _ci(values):
-    """The 95% CI of the mean, or None with fewer than 2 values (JSON has no NaN)."""
-    return list(stats.mean_ci(values)[2]) if len(values) > 1 else None
-
-
 def _pp(difference):
-    """(difference, (low, high)) in accuracy -> [difference, low, high] in percentage points, or None."""
-    diff, (low, high) = difference
-    return None if np.isnan(low) else [round(100 * v, 3) for v in (diff, low, high)]
+    """A difference of accuracies as [difference, low, high] in percentage points, or None."""
+    return stats.difference_or_none(difference, scale=100)
 
 
 def differences(accuracy, norms, penalties):
@@ -132,7 +126,7 @@ def summarize(todo, results, norms, penalties, seeds):
     grid = {"norms": list(norms), "penalties": list(penalties), "strengths": {p: PENALTIES[p] for p in penalties},
             "seeds": list(seeds), "epochs": todo[0].learning.epochs,
             "final_test_accuracy": {n: {p: cells[n][p]["final_test_accuracy"] for p in penalties} for n in norms},
-            "ci95": {n: {p: _ci(cells[n][p]["final_test_accuracy"]) for p in penalties} for n in norms},
+            "ci95": {n: {p: stats.ci_or_none(cells[n][p]["final_test_accuracy"]) for p in penalties} for n in norms},
             "cells": cells}
     if all("test_accuracy_by_epoch" in cells[n][p] for n in norms for p in penalties):  # the middle of training
         grid["mid_epoch"] = max(1, grid["epochs"] // 2)
@@ -175,20 +169,24 @@ def markdown(grid):
                          f"{_mean(cell['final_test_xent'], 1, 4)} | {_mean(cell['near_zero_fraction'], 100, 2)} | "
                          f"{_mean(cell['mean_abs_weight'])} | {_range(convs)} | "
                          f"{_range(relative, digits=3) if relative else '—'} |")
-    differences = grid["differences_ci95_pp"]
     lines += ["", "Differences of final test accuracy, pp (95% CI; a difference is real when its CI excludes 0):", "",
               "| comparison | difference (95% CI) |", "|---|---|"]
-    no = lambda name, what: f"no {what}" if name == "none" else name  # noqa: E731
-    for name, entry in {**{f"{' − '.join(no(x, 'norm') for x in k.split('-'))}, mean over the penalties": v
-                           for k, v in differences["main_effect_norm"].items()},
-                        **{f"{k.split('-')[0]} − no penalty, mean over the norms": v
-                           for k, v in differences["main_effect_penalty"].items()},
-                        **{f"{no(n, 'norm')}: {p} − no penalty": v for n, row in differences["penalty_minus_none"].items()
-                           for p, v in row.items()},
-                        **{f"{no(p, 'penalty')}: {n} − no norm": v for p, row in differences["norm_minus_none"].items()
-                           for n, v in row.items()}}.items():
-        lines.append(f"| {name} | {_pp_text(entry)} |")
+    lines += [f"| {label} | {_pp_text(entry)} |" for label, entry in _difference_rows(grid["differences_ci95_pp"])]
     return "\n".join(lines) + "\n"
+
+
+def _difference_rows(differences):
+    """(label, [difference, low, high]) for grid.md, main effects first."""
+    no = lambda name, what: f"no {what}" if name == "none" else name  # noqa: E731
+    for pair, entry in differences["main_effect_norm"].items():
+        a, b = pair.split("-")
+        yield f"{no(a, 'norm')} − {no(b, 'norm')}, mean over the penalties", entry
+    for pair, entry in differences["main_effect_penalty"].items():
+        yield f"{pair.split('-')[0]} − no penalty, mean over the norms", entry
+    for norm, row in differences["penalty_minus_none"].items():
+        yield from ((f"{no(norm, 'norm')}: {p} − no penalty", entry) for p, entry in row.items())
+    for penalty, row in differences["norm_minus_none"].items():
+        yield from ((f"{no(penalty, 'penalty')}: {n} − no norm", entry) for n, entry in row.items())
 
 
 def _heat_map(ax, grid, accuracy, title, intervals=None):

@@ -92,17 +92,15 @@ def intervals(sweep):
     """95% CIs over seeds: of each cell's test error, and of the differences between norms (and BN's two
     ways of normalizing) at each batch size, as [difference, low, high] (pp)."""
     errors = sweep["test_error_per_seed"]
-    rounded = lambda values: [round(v, 3) for v in values]  # noqa: E731
+    rounded = lambda values: values and [round(v, 3) for v in values]  # noqa: E731
     # None where a cell has fewer than 2 seeds: no interval (and no NaN in the JSON)
-    out = {"test_error_ci95": {n: [rounded(stats.mean_ci(v)[2]) if len(v) > 1 else None for v in rows]
-                               for n, rows in errors.items()}}
+    out = {"test_error_ci95": {n: [rounded(stats.ci_or_none(v)) for v in rows] for n, rows in errors.items()}}
     pairs = {f"{a}-{b}": (errors[a], errors[b]) for a, b in (("bn", "gn"), ("bn", "ln"), ("gn", "ln"))
              if a in errors and b in errors}
     if "bn" in sweep.get("bn_batch_statistics_test_error_per_seed", {}):
         pairs["bn_batch_statistics-bn"] = (sweep["bn_batch_statistics_test_error_per_seed"]["bn"], errors["bn"])
-    out["differences_ci95"] = {name: [rounded([stats.welch(x, y)[0], *stats.welch(x, y)[1]])
-                                      if len(x) > 1 and len(y) > 1 else None
-                                      for x, y in zip(*rows)] for name, rows in pairs.items()}
+    out["differences_ci95"] = {name: [stats.difference_or_none(stats.welch(x, y)) for x, y in zip(*rows)]
+                               for name, rows in pairs.items()}
     return out
 
 

@@ -48,6 +48,12 @@ class StatsTest(unittest.TestCase):
         self.assertTrue(stats.excludes_zero((low, high)))
         self.assertTrue(math.isnan(stats.contrast([([1.0], [2.0, 3.0])])[1][0]))  # one value: no interval
 
+    def test_json_forms_of_intervals_have_no_nan(self):
+        self.assertEqual(stats.difference_or_none((0.01, (0.005, 0.015)), scale=100), [1.0, 0.5, 1.5])
+        self.assertIsNone(stats.difference_or_none(stats.welch([1.0], [2.0, 3.0])))  # one value: no interval
+        self.assertIsNone(stats.ci_or_none([0.99]))
+        self.assertEqual(stats.ci_or_none([1.0, 2.0, 3.0]), list(stats.mean_ci([1.0, 2.0, 3.0])[2]))
+
     def test_a_clear_gap_is_real_and_an_overlap_is_not(self):
         self.assertTrue(stats.excludes_zero(stats.welch([0.995, 0.996, 0.994], [0.990, 0.991, 0.989])[1]))
         self.assertFalse(stats.excludes_zero(stats.welch([0.995, 0.990, 0.994], [0.993, 0.991, 0.996])[1]))

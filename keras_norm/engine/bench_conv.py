@@ -4,7 +4,8 @@ Part of `--bench_levers`, or alone: `python -m keras_norm.engine.bench_conv`. Fo
 default model (batch 64), one training step's convolution work: the forward pass, the kernel gradient and
 (except for the first layer, fed by the data) the input gradient. Each is timed inside one graph that runs
 it on `REPEATS` different inputs (identical inputs would be merged by TensorFlow's common-subexpression
-elimination), so Python's per-call overhead is not counted. TensorFlow and the kernel alternate, `rounds` times; the fastest round counts.
+elimination), so Python's per-call overhead is not counted. TensorFlow and the kernel alternate, `rounds`
+times; the fastest round counts.
 """
 
 import time

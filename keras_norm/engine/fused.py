@@ -69,7 +69,7 @@ class FusedBatchNormalization(_FusedMixin, keras.layers.BatchNormalization):
         beta = tf.convert_to_tensor(self.beta if self.center else tf.zeros([channels], inputs.dtype))
         if native_lib.usable(self.native, inputs):
             outputs, mean, variance = native_lib.normalize(inputs, gamma, beta, self.epsilon, batch=True,
-                                                       relu=self.activation == "relu")
+                                                           relu=self.activation == "relu")
         else:
             outputs, mean, unbiased_var = tf.compat.v1.nn.fused_batch_norm(
                 inputs, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True,
@@ -157,5 +157,5 @@ class FusedGroupNormalization(_FusedMixin, keras.layers.GroupNormalization):
         gamma, beta = tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta)
         if training and native_lib.usable(self.native, inputs):
             return native_lib.normalize(inputs, gamma, beta, self.epsilon, groups=self.groups,
-                                    relu=self.activation == "relu")[0]
+                                        relu=self.activation == "relu")[0]
         return self._activate(group_norm(inputs, gamma, beta, self.groups, self.epsilon))

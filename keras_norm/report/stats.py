@@ -61,6 +61,18 @@ def contrast(pairs):
     return diff, (diff - half, diff + half)
 
 
+def ci_or_none(values):
+    """[low, high] of the mean's 95% CI, or None with fewer than 2 values (JSON has no NaN)."""
+    return list(mean_ci(values)[2]) if len(values) > 1 else None
+
+
+def difference_or_none(result, scale=1.0, digits=3):
+    """A `welch` or `contrast` result as [difference, low, high] (times `scale`, rounded), or None when it has
+    no interval (too few values; JSON has no NaN)."""
+    diff, (low, high) = result
+    return None if math.isnan(low) else [round(scale * v, digits) for v in (diff, low, high)]
+
+
 def excludes_zero(interval):
     low, high = interval
     return bool(low > 0 or high < 0)
