@@ -119,6 +119,12 @@ def _lever_setup(lever, learning, dataset, weights):
     raise ValueError(lever)
 
 
+def _path(learning, dataset, weights, native_conv=True):
+    """The project's training path as a run trains; with `native_conv=False`, as it was before the conv kernel."""
+    return _Contender(_build(learning, Runtime().steps_per_execution, weights, fast=True, native_conv=native_conv),
+                      pipeline=_project_pipeline(learning, dataset))
+
+
 def _project_pipeline(learning, dataset):
     return pipeline.train_pipeline(dataset, learning.batch_size, seed=0, augment=learning.augment,
                                    rotation_degrees=learning.rotation_degrees).repeat()
@@ -144,10 +150,8 @@ def bench_norm(norm, dataset, steps, repeats, levers=False):
     weights = baseline.get_weights()  # every contender starts from the same weights
     contenders = {
         "baseline": _Contender(baseline, arrays=(dataset.x_train, dataset.y_train), batch_size=batch),
-        "project": _Contender(_build(learning, spe, weights, fast=True), pipeline=_project_pipeline(learning, dataset)),
-        # the project's path before the conv kernel: the comparison of the step speedup
-        "before": _Contender(_build(learning, spe, weights, fast=True, native_conv=False),
-                             pipeline=_project_pipeline(learning, dataset)),
+        "project": _path(learning, dataset, weights),
+        "before": _path(learning, dataset, weights, native_conv=False),  # the comparison of the step speedup
     }
     if levers:
         contenders.update({lever: _lever_setup(lever, learning, dataset, weights) for lever in LEVERS})
@@ -168,11 +172,9 @@ def bench_norm(norm, dataset, steps, repeats, levers=False):
 
 def profile_norm(norm, dataset, steps):
     """Profiles (profile_step.py) `steps` steps of the project's path and of the path before the conv kernel."""
-    learning, spe = Learning(norm=norm), Runtime().steps_per_execution
+    learning = Learning(norm=norm)
     keras.utils.set_random_seed(0)
-    paths = {"project": True, "before": False}  # the conv kernel on / off
-    contenders = {path: _Contender(_build(learning, spe, None, fast=True, native_conv=conv),
-                                   pipeline=_project_pipeline(learning, dataset)) for path, conv in paths.items()}
+    contenders = {"project": _path(learning, dataset, None), "before": _path(learning, dataset, None, native_conv=False)}
     return [{"norm": norm, "path": path, **profile_step.profile(c.run, steps, [layer.name for layer in c.model.layers])}
             for path, c in contenders.items()]
 

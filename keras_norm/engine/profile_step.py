@@ -5,8 +5,9 @@
 For each norm, `steps` training steps of the project's path (the engine's model, the tf.data pipeline,
 `steps_per_execution`) and of the same path with Keras's Conv2D ("before") run under
 `tf.profiler.experimental`; the trace's op events are summed per op type and per layer, and divided by
-the steps. Ops of one step run on two threads at once, so the op times of a step add up to more than its
-wall time (`wall_ms_per_step`, from the same window): they say where the work is, not what a step waits for.
+the steps. An op's own time is counted on the thread that runs it; ops may also run side by side, so the op
+times of a step can add up to more than its wall time (`wall_ms_per_step`, from the same window): they say
+where the work is, not what a step waits for.
 Ops of the input pipeline (tf.data's threads) are counted apart, as `input_pipeline_ms_per_step`.
 """
 
