@@ -150,7 +150,7 @@ def callbacks(folder, config, dataset, test_data, log):
 def fit(model, dataset, config, strategy, callback_list, verbose):
     learning = config.learning
     train_data = pipeline.train_pipeline(dataset, learning.batch_size, learning.seed, learning.augment,
-                                         learning.rotation_degrees)
+                                         learning.rotation_degrees, fast=config.runtime.fast)
     val_data = pipeline.eval_pipeline(dataset.x_val, dataset.y_val)
     if distribute.is_multi_worker(strategy):
         train_data, val_data = distribute.shard_by_data(train_data), distribute.shard_by_data(val_data)

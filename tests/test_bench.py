@@ -2,6 +2,7 @@ import json
 import unittest
 
 from tests import helpers
+from tests.test_native import HAS_COMPILER
 
 
 class BenchHarnessTest(unittest.TestCase):
@@ -25,12 +26,35 @@ class BenchHarnessTest(unittest.TestCase):
             self.assertEqual([line.get("norm") for line in lines[:1]], ["gn"])
             self.assertGreater(lines[0]["images_per_sec"], 0)
             self.assertGreater(lines[0]["baseline_images_per_sec"], 0)
+            self.assertGreater(lines[0]["free_convs_step_speedup"], 0)
             self.assertGreater(lines[1]["peak_rss_mb"], 0)
             written = helpers.read_json(speedup)  # the conv kernel's step speedup, from the same timings
             self.assertEqual(list(written), ["gn"])
             self.assertEqual(written["gn"]["after_images_per_sec"], lines[0]["images_per_sec"])
             self.assertEqual(written["gn"]["before_images_per_sec"], lines[0]["before_images_per_sec"])
             self.assertGreater(written["gn"]["speedup"], 0)
+
+    @unittest.skipUnless(HAS_COMPILER, "no C++ compiler: no conv kernel to stand in for")
+    def test_free_convs_trace_no_convolution(self):
+        import tensorflow as tf
+
+        from keras_norm import engine
+        from keras_norm import model as model_lib
+        from keras_norm.engine import bench
+        from tests.test_native import op_types
+
+        fast, spec = engine.accelerate(model_lib.build_model("gn")), tf.TensorSpec((2, 28, 28, 1), tf.float32)
+
+        def loss_and_grads(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(fast(x, training=True))
+            return loss, tape.gradient(loss, fast.trainable_weights)
+
+        with bench._free_convs():
+            free = op_types(loss_and_grads, spec)
+        real = op_types(loss_and_grads, spec)
+        self.assertFalse({op for op in free if op.startswith("KerasNormConv3x3")})
+        self.assertIn("KerasNormConv3x3FilterGrad", real)  # and the stand-in is gone afterwards
 
     def test_profile_sums_op_time_per_step_by_type_and_layer(self):
         from keras_norm.engine import profile_step

@@ -13,6 +13,8 @@ gradient. The copy starts with the model's weights, in the same order, so
 * native.py, kernels/normalize.cc: the C++ kernel that trains norm + ReLU in two passes over the
   activations each way, compiled on first use; without a compiler the fused TensorFlow ops are used;
 * conv.py, kernels/conv3x3.cc: `FastConv2D` and the direct 3x3 convolution kernel it trains with;
+* rotation.py, kernels/affine.cc: `FastRandomRotation`, the input pipeline's rotation (pipeline.py uses it
+  with `--fast`), the same images as Keras's layer from a faster transform kernel;
 * bench.py: the benchmark that measures all of it against Keras's own layers.
 
 Only training uses the kernel: in inference the fast layers use TensorFlow ops, and the project saves

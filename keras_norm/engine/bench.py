@@ -2,17 +2,21 @@
 
     python main.py --bench --data_path=../shared/data/mnist.npz [--bench_steps=100 --bench_repeats=7] [--bench_levers]
 
-For each norm it builds the project's default model twice with the same weights:
+For each norm it builds the project's default model four times with the same weights:
 
 * baseline: Keras's own normalization layers, `model.fit(x, y, batch_size=...)` on NumPy arrays,
   Keras defaults otherwise (same optimizer, loss and batch size as the project, one step per call);
 * project: the training path of `main.py`: the model after `engine.accelerate` (each norm and the
   ReLU after it as one C++ kernel, native.py; the 3x3 convolutions on the conv kernel, conv.py), the
-  tf.data pipeline of keras_norm/pipeline.py (shuffle, random rotation, prefetch) and `steps_per_execution`;
-* before: the same path with Keras's Conv2D (TensorFlow's conv ops), as it was before the conv kernel:
-  `step_speedup` = project / before, written per norm to `--bench_step_speedup=PATH` if given.
+  tf.data pipeline of keras_norm/pipeline.py (shuffle, random rotation on the C++ kernel of rotation.py,
+  prefetch) and `steps_per_execution`;
+* before: the same path with Keras's Conv2D (TensorFlow's conv ops) and Keras's RandomRotation, as it was
+  when the conv kernel was begun: `step_speedup` = project / before, written per norm to
+  `--bench_step_speedup=PATH` if given;
+* free_convs: the project's path with 3x3 convolutions that compute nothing (`_no_arithmetic_conv3x3`):
+  `free_convs_step_speedup` = free_convs / before bounds what any convolution code could give.
 
-It warms both up, then times `steps` training steps of each, interleaved, `repeats` times (the median
+It warms them up, then times `steps` training steps of each, interleaved, `repeats` times (the median
 counts), and prints one JSON line per norm plus one with the peak resident memory of the process.
 Each timing runs inside one `fit` call, from the end of its first executed step to the end of its last
 (a callback notes the times): the seconds `fit` spends creating and tearing down its input iterator
@@ -27,6 +31,7 @@ per step by op type and by layer (profile_step.py). Times on a shared machine dr
 within one run (`speedup`) are meaningful.
 """
 
+import contextlib
 import json
 import os
 import resource
@@ -71,17 +76,46 @@ def _fit_seconds_per_step(model, x, y=None, steps=None, batch_size=None):
 
 
 class _Contender:
-    """One model and how it is fed; `run(steps)` trains about that many steps and returns seconds per step."""
+    """One model and how it is fed; `run(steps)` trains about that many steps and returns seconds per step.
+    `context`: entered around every run (the first one traces the training function)."""
 
-    def __init__(self, model, pipeline=None, arrays=None, batch_size=None):
+    def __init__(self, model, pipeline=None, arrays=None, batch_size=None, context=contextlib.nullcontext):
         self.model, self.pipeline, self.arrays, self.batch_size = model, pipeline, arrays, batch_size
+        self.context = context
 
     def run(self, steps):
-        if self.pipeline is not None:
-            return _fit_seconds_per_step(self.model, self.pipeline, steps=steps)
-        x, y = self.arrays
-        n = steps * self.batch_size
-        return _fit_seconds_per_step(self.model, x[:n], y[:n], batch_size=self.batch_size)
+        with self.context():
+            if self.pipeline is not None:
+                return _fit_seconds_per_step(self.model, self.pipeline, steps=steps)
+            x, y = self.arrays
+            n = steps * self.batch_size
+            return _fit_seconds_per_step(self.model, x[:n], y[:n], batch_size=self.batch_size)
+
+
+def _no_arithmetic_conv3x3(x, kernel, input_gradient=True):
+    """Stands in for `native.conv3x3` without computing anything: an output of the right shape (the input's
+    first channel, cropped and broadcast) and zero gradients. A path with it bounds what any code for the 3x3
+    convolutions could make of the step."""
+
+    @tf.custom_gradient
+    def _conv(x, kernel):
+        def grad(dy):
+            return (tf.zeros_like(x) if input_gradient else None), tf.zeros_like(kernel)
+
+        shape = tf.shape(x)
+        return tf.broadcast_to(x[:, 1:-1, 1:-1, :1], [shape[0], shape[1] - 2, shape[2] - 2, kernel.shape[-1]]), grad
+
+    return _conv(x, kernel)
+
+
+@contextlib.contextmanager
+def _free_convs():
+    """FastConv2D layers traced inside compute no convolution (`_no_arithmetic_conv3x3`)."""
+    real, native.conv3x3 = native.conv3x3, _no_arithmetic_conv3x3
+    try:
+        yield
+    finally:
+        native.conv3x3 = real
 
 
 def _build(learning, spe, weights, fast=False, native_kernel=True, native_conv=True, policy="float32"):
@@ -119,15 +153,16 @@ def _lever_setup(lever, learning, dataset, weights):
     raise ValueError(lever)
 
 
-def _path(learning, dataset, weights, native_conv=True):
-    """The project's training path as a run trains; with `native_conv=False`, as it was before the conv kernel."""
-    return _Contender(_build(learning, Runtime().steps_per_execution, weights, fast=True, native_conv=native_conv),
-                      pipeline=_project_pipeline(learning, dataset))
+def _path(learning, dataset, weights, before=False, context=contextlib.nullcontext):
+    """The project's training path as a run trains; with `before=True`, as it was when the conv kernel was
+    begun: Keras's Conv2D and Keras's RandomRotation (the comparison of the step speedup)."""
+    return _Contender(_build(learning, Runtime().steps_per_execution, weights, fast=True, native_conv=not before),
+                      pipeline=_project_pipeline(learning, dataset, fast=not before), context=context)
 
 
-def _project_pipeline(learning, dataset):
+def _project_pipeline(learning, dataset, fast=False):
     return pipeline.train_pipeline(dataset, learning.batch_size, seed=0, augment=learning.augment,
-                                   rotation_degrees=learning.rotation_degrees).repeat()
+                                   rotation_degrees=learning.rotation_degrees, fast=fast).repeat()
 
 
 def _time(contenders, steps, repeats, warmup):
@@ -151,7 +186,8 @@ def bench_norm(norm, dataset, steps, repeats, levers=False):
     contenders = {
         "baseline": _Contender(baseline, arrays=(dataset.x_train, dataset.y_train), batch_size=batch),
         "project": _path(learning, dataset, weights),
-        "before": _path(learning, dataset, weights, native_conv=False),  # the comparison of the step speedup
+        "before": _path(learning, dataset, weights, before=True),  # the comparison of the step speedup
+        "free_convs": _path(learning, dataset, weights, context=_free_convs),  # the bound of any conv code
     }
     if levers:
         contenders.update({lever: _lever_setup(lever, learning, dataset, weights) for lever in LEVERS})
@@ -163,7 +199,9 @@ def bench_norm(norm, dataset, steps, repeats, levers=False):
               "cpu_instructions": native.instruction_set()}
     out = [{"norm": norm, "baseline_images_per_sec": round(base, 1), "images_per_sec": round(ips["project"], 1),
             "speedup": round(ips["project"] / base, 3), "before_images_per_sec": round(ips["before"], 1),
-            "step_speedup": round(ips["project"] / ips["before"], 3), **common}]
+            "step_speedup": round(ips["project"] / ips["before"], 3),
+            "free_convs_images_per_sec": round(ips["free_convs"], 1),
+            "free_convs_step_speedup": round(ips["free_convs"] / ips["before"], 3), **common}]
     for lever in LEVERS if levers else ():
         out.append({"norm": norm, "lever": lever, "baseline_images_per_sec": round(base, 1),
                     "images_per_sec": round(ips[lever], 1), "speedup": round(ips[lever] / base, 3), **common})
@@ -174,7 +212,7 @@ def profile_norm(norm, dataset, steps):
     """Profiles (profile_step.py) `steps` steps of the project's path and of the path before the conv kernel."""
     learning = Learning(norm=norm)
     keras.utils.set_random_seed(0)
-    contenders = {"project": _path(learning, dataset, None), "before": _path(learning, dataset, None, native_conv=False)}
+    contenders = {"project": _path(learning, dataset, None), "before": _path(learning, dataset, None, before=True)}
     return [{"norm": norm, "path": path, **profile_step.profile(c.run, steps, [layer.name for layer in c.model.layers])}
             for path, c in contenders.items()]
 

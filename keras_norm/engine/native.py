@@ -1,4 +1,4 @@
-"""The project's C++ kernels (kernels/normalize.cc and kernels/conv3x3.cc beside this file), built on first use.
+"""The project's C++ kernels (kernels/normalize.cc, conv3x3.cc and affine.cc beside this file), built on first use.
 
 TensorFlow computes GroupNormalization (and LayerNormalization over (H, W, C), its groups = 1 case)
 as a chain of broadcasting element-wise ops, each a pass over the activations; on this project's
@@ -7,10 +7,11 @@ but the ReLU after it is two more passes (forward and gradient). The kernel comp
 ReLU after it in two passes over the activations forward (statistics, then output) and two backward
 (sums, then input gradient).
 
-The conv kernel (conv3x3.cc, `conv3x3` below) computes the 3x3 convolutions and their gradients.
+The conv kernel (conv3x3.cc, `conv3x3` below) computes the 3x3 convolutions and their gradients;
+affine.cc (`affine_transform` below) the input pipeline's random rotations.
 
-`load()` compiles both into one library against the installed TensorFlow with the system C++ compiler
-(the two sources in parallel, 15-30 s, once: the library is cached under ~/.cache/keras_norm, keyed by
+`load()` compiles them into one library against the installed TensorFlow with the system C++ compiler
+(the sources in parallel, 15-30 s, once: the library is cached under ~/.cache/keras_norm, keyed by
 the sources, TensorFlow's version and the compiler commands) and returns the op module, or None when it
 cannot be built (no compiler, a non-x86 TensorFlow build, ...); callers then fall back to TensorFlow ops,
 and `why_not()` says why. Set KERAS_NORM_NATIVE=0 to never build or use it.
@@ -28,7 +29,7 @@ import threading
 import tensorflow as tf
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
-SOURCES = [os.path.join(KERNELS, name) for name in ("normalize.cc", "conv3x3.cc")]
+SOURCES = [os.path.join(KERNELS, name) for name in ("normalize.cc", "conv3x3.cc", "affine.cc")]
 _state = {}  # "ops": the loaded module or None, "why": the reason it is None
 _lock = threading.Lock()  # mirrored replicas trace layers on several threads
 
@@ -180,6 +181,13 @@ def conv3x3(x, kernel, input_gradient=True):
         return ops.keras_norm_conv3x3(x, kernel), grad
 
     return _conv(x, kernel)
+
+
+def affine_transform(images, transforms, fill_value):
+    """tf.raw_ops.ImageProjectiveTransformV3 with BILINEAR interpolation and CONSTANT fill, output shape = input
+    shape, computed by the C++ kernel (kernels/affine.cc): float32 (N, H, W, C) `images`, (N or 1, 8) `transforms`.
+    No gradient (it transforms data). Requires `load()` to succeed."""
+    return load().keras_norm_affine_transform(images, tf.cast(transforms, tf.float32), tf.cast(fill_value, tf.float32))
 
 
 def instruction_set():
