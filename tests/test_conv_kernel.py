@@ -1,5 +1,5 @@
-"""The C++ 3x3 convolution kernel: it computes what tf.nn.conv2d and its gradients compute, the same bits
-every time, handles an empty batch, trains only (inference keeps TensorFlow's ops) and falls back cleanly."""
+"""The C++ 3x3 and 1x1 convolution kernels: they compute what tf.nn.conv2d and its gradients compute, the same
+bits every time, handle an empty batch, train only (inference keeps TensorFlow's ops) and fall back cleanly."""
 
 import os
 import subprocess
@@ -21,6 +21,10 @@ MODEL_SHAPES = [(28, 28, 1, 8), (26, 26, 8, 16), (12, 12, 8, 16), (10, 10, 16, 1
 ODD_SHAPES = [(7, 9, 3, 5), (5, 6, 16, 8), (4, 3, 8, 16), (3, 11, 16, 8), (9, 3, 2, 16), (6, 7, 24, 32)]
 
 
+# (H, W, Ci, Co) of 1x1 convolutions: the model's transition, then the scalar loops' widths and a 1x1 image.
+SHAPES_1X1 = [(24, 24, 16, 8), (5, 7, 3, 5), (4, 4, 8, 16), (3, 5, 16, 16), (1, 1, 2, 3)]
+
+
 def tensorflow_conv(x, w, dy):
     with tf.GradientTape() as tape:
         tape.watch([x, w])
@@ -29,17 +33,18 @@ def tensorflow_conv(x, w, dy):
 
 
 def kernel_conv(x, w, dy, input_gradient=True):
+    convolve = native.conv3x3 if w.shape[0] == 3 else native.conv1x1
     with tf.GradientTape() as tape:
         tape.watch([x, w])
-        y = native.conv3x3(x, w, input_gradient=input_gradient)
+        y = convolve(x, w, input_gradient=input_gradient)
     return [y, *tape.gradient(y, [x, w], dy)]
 
 
-def random_case(shape, n=4, seed=0):
+def random_case(shape, n=4, seed=0, size=3):
     h, w, ci, co = shape
     rng = np.random.default_rng(seed)
     x, k, dy = (tf.constant(rng.normal(size=s).astype("float32")) for s in
-                ((n, h, w, ci), (3, 3, ci, co), (n, h - 2, w - 2, co)))
+                ((n, h, w, ci), (size, size, ci, co), (n, h - size + 1, w - size + 1, co)))
     return x, k, dy
 
 
@@ -53,6 +58,14 @@ class ConvKernelTest(unittest.TestCase):
         for shape in MODEL_SHAPES + ODD_SHAPES:
             with self.subTest(shape=shape):
                 x, k, dy = random_case(shape)
+                for name, got, want in zip(("y", "dx", "dw"), kernel_conv(x, k, dy), tensorflow_conv(x, k, dy)):
+                    self.assertEqual(got.shape, want.shape, name)
+                    self.assertLessEqual(relative_error(got.numpy(), want.numpy()), 1e-5, name)
+
+    def test_1x1_output_and_both_gradients_match_tensorflow(self):
+        for shape in SHAPES_1X1:
+            with self.subTest(shape=shape):
+                x, k, dy = random_case(shape, size=1)
                 for name, got, want in zip(("y", "dx", "dw"), kernel_conv(x, k, dy), tensorflow_conv(x, k, dy)):
                     self.assertEqual(got.shape, want.shape, name)
                     self.assertLessEqual(relative_error(got.numpy(), want.numpy()), 1e-5, name)
@@ -72,17 +85,19 @@ class ConvKernelTest(unittest.TestCase):
         self.assertEqual(done.stdout.strip(), "ok")
 
     def test_same_inputs_give_the_same_bits(self):
-        x, k, dy = random_case((26, 26, 8, 16), n=64, seed=3)
-        first = [t.numpy() for t in kernel_conv(x, k, dy)]
-        for _ in range(3):
-            for a, b in zip(first, kernel_conv(x, k, dy)):
-                np.testing.assert_array_equal(a, b.numpy())
+        for shape, size in (((26, 26, 8, 16), 3), ((24, 24, 16, 8), 1)):
+            x, k, dy = random_case(shape, n=64, seed=3, size=size)
+            first = [t.numpy() for t in kernel_conv(x, k, dy)]
+            for _ in range(3):
+                for a, b in zip(first, kernel_conv(x, k, dy)):
+                    np.testing.assert_array_equal(a, b.numpy())
 
     def test_an_empty_batch_gives_empty_outputs_and_a_zero_kernel_gradient(self):
-        x, k, dy = random_case((6, 6, 8, 16), n=0)
-        y, dx, dw = kernel_conv(x, k, dy)
-        self.assertEqual((y.shape, dx.shape), ((0, 4, 4, 16), (0, 6, 6, 8)))
-        np.testing.assert_array_equal(dw.numpy(), np.zeros((3, 3, 8, 16), "float32"))
+        for size, out in ((3, 4), (1, 6)):
+            x, k, dy = random_case((6, 6, 8, 16), n=0, size=size)
+            y, dx, dw = kernel_conv(x, k, dy)
+            self.assertEqual((y.shape, dx.shape), ((0, out, out, 16), (0, 6, 6, 8)))
+            np.testing.assert_array_equal(dw.numpy(), np.zeros((size, size, 8, 16), "float32"))
 
     def test_the_input_gradient_can_be_skipped(self):
         x, k, dy = random_case((28, 28, 1, 8))
@@ -104,20 +119,24 @@ class ConvKernelTest(unittest.TestCase):
 
     def test_the_layer_matches_keras_conv2d_with_bias_and_activation(self):
         x = tf.constant(np.random.default_rng(2).normal(size=(4, 10, 10, 16)).astype("float32"))
-        keras_layer = keras.layers.Conv2D(8, 3, activation="relu", name="c")
-        keras_layer.build(x.shape)
-        keras_layer.bias.assign(np.linspace(-1, 1, 8).astype("float32"))
-        fast = conv.FastConv2D(**keras_layer.get_config())
-        fast.build(x.shape)
-        fast.set_weights(keras_layer.get_weights())
-        for layer in (keras_layer, fast):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = layer(x, training=True)
-                loss = tf.reduce_sum(y * y)
-            layer.result = [y, *tape.gradient(loss, [x, *layer.trainable_weights])]
-        for got, want in zip(fast.result, keras_layer.result):
-            self.assertLessEqual(relative_error(got.numpy(), want.numpy()), 1e-5)
+        for size, padding in ((3, "valid"), (1, "valid"), (1, "same")):
+            with self.subTest(size=size, padding=padding):
+                keras_layer = keras.layers.Conv2D(8, size, padding=padding, activation="relu", name="c")
+                keras_layer.build(x.shape)
+                keras_layer.bias.assign(np.linspace(-1, 1, 8).astype("float32"))
+                fast = conv.FastConv2D(**keras_layer.get_config())
+                fast.build(x.shape)
+                fast.set_weights(keras_layer.get_weights())
+                self.assertIn(f"KerasNormConv{size}x{size}",
+                              op_types(lambda t: fast(t, training=True), tf.TensorSpec(x.shape)))
+                for layer in (keras_layer, fast):
+                    with tf.GradientTape() as tape:
+                        tape.watch(x)
+                        y = layer(x, training=True)
+                        loss = tf.reduce_sum(y * y)
+                    layer.result = [y, *tape.gradient(loss, [x, *layer.trainable_weights])]
+                for got, want in zip(fast.result, keras_layer.result):
+                    self.assertLessEqual(relative_error(got.numpy(), want.numpy()), 1e-5)
 
     def test_the_per_layer_benchmark_times_every_3x3_convolution(self):
         lines = bench_conv.layer_times(batch=2, rounds=1)
@@ -132,7 +151,7 @@ class ConvKernelTest(unittest.TestCase):
             fast = engine.accelerate(model_lib.build_model("gn"))
             spec = tf.TensorSpec((2, 28, 28, 1), tf.float32)
             ops = op_types(lambda t: fast(t, training=True), spec)
-            self.assertNotIn("KerasNormConv3x3", ops)
+            self.assertFalse({op for op in ops if op.startswith("KerasNormConv")})  # neither 3x3 nor 1x1
             self.assertIn("Conv2D", ops)
 
 

@@ -11,6 +11,7 @@ from keras_norm import engine
 from keras_norm import model as model_lib
 from keras_norm.engine import fused, native
 from keras_norm.engine.conv import FastConv2D
+from keras_norm.engine.dropout import FastDropout
 
 
 def forward_backward(layer, x, dy, training):
@@ -137,7 +138,7 @@ class AccelerateTest(unittest.TestCase):
                     for g_model, g_fast in zip(*grads):
                         self.assertLess(relative_error(g_model, g_fast), 1e-3)
 
-    def test_only_norms_and_their_relus_are_swapped(self):
+    def test_only_norms_their_relus_convs_and_dropout_are_swapped(self):
         for norm, ln_impl in (("bn", "group"), ("gn", "group"), ("ln", "layer")):
             with self.subTest(norm=norm, ln_impl=ln_impl):
                 model = model_lib.build_model(norm, ln_impl=ln_impl)
@@ -150,11 +151,33 @@ class AccelerateTest(unittest.TestCase):
                         self.assertEqual(after.activation, "relu")
                     elif isinstance(before, keras.layers.ReLU) and ln_impl == "group":
                         self.assertIsInstance(after, keras.layers.Identity)
-                    elif isinstance(before, keras.layers.Conv2D) and tuple(before.kernel_size) == (3, 3):
+                    elif isinstance(before, keras.layers.Conv2D):  # the 3x3 convs and the 1x1 transition
                         self.assertIsInstance(after, FastConv2D)
                         self.assertEqual(after.input_gradient, before.name != "conv1")  # conv1 reads the data
-                    else:  # LayerNormalization, the 1x1 conv and everything else stay Keras's own
+                    elif isinstance(before, keras.layers.Dropout):
+                        self.assertIsInstance(after, FastDropout)
+                    else:  # LayerNormalization and everything else stay Keras's own
                         self.assertIs(type(after), type(before))
+
+    def test_fast_dropout_drops_what_keras_drops(self):
+        rng = np.random.default_rng(0)
+        x, dy = (tf.constant(rng.normal(size=(64, 12, 12, 8)).astype("float32")) for _ in range(2))
+        layers = keras.layers.Dropout(0.05, seed=4), FastDropout(0.05, seed=4)
+        for step in range(3):  # the seed generators advance alike
+            results = []
+            for layer in layers:
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    y = layer(x, training=True)
+                results.append((y.numpy(), tape.gradient(y, x, dy).numpy()))
+            (want_y, want_dx), (got_y, got_dx) = results
+            with self.subTest(step=step):
+                self.assertGreater(np.mean(want_y == 0), 0.02)  # it did drop
+                np.testing.assert_array_equal(got_y, want_y)
+                np.testing.assert_array_equal(got_dx, want_dx)
+        np.testing.assert_array_equal(layers[1](x, training=False).numpy(), x.numpy())
+        shaped = FastDropout(0.5, noise_shape=(64, 1, 1, 8), seed=1)(x, training=True).numpy()  # Keras's code
+        self.assertTrue(np.all((shaped == 0).all(axis=(1, 2)) | (shaped != 0).all(axis=(1, 2))))
 
     def test_fast_layers_round_trip_through_model_keras(self):
         import os

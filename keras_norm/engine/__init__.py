@@ -4,15 +4,17 @@
 and `keras.layers.GroupNormalization` (LayerNormalization over (H, W, C) is GroupNormalization with one
 group here) is replaced by a subclass that computes the same thing with faster ops, and a `ReLU` layer
 right after such a norm is folded into it (the norm layer applies the ReLU; an `Identity` takes the
-ReLU's place). Every 3x3 `keras.layers.Conv2D` becomes a `FastConv2D`, whose training convolutions
+ReLU's place). Every 3x3 and 1x1 `keras.layers.Conv2D` becomes a `FastConv2D`, whose training convolutions
 (forward and both gradients) run a C++ kernel; the first convolution, fed by the data, skips its input
-gradient. The copy starts with the model's weights, in the same order, so
+gradient. Every `keras.layers.Dropout` becomes a `FastDropout` (the same mask, cheaper ops). The copy starts with the model's weights, in the same order, so
 `model.set_weights(fast.get_weights())` carries training back to the plain Keras model.
 
 * fused.py: `FusedBatchNormalization`, `FusedGroupNormalization` (TensorFlow ops, hand-written backward);
 * native.py, kernels/normalize.cc: the C++ kernel that trains norm + ReLU in two passes over the
   activations each way, compiled on first use; without a compiler the fused TensorFlow ops are used;
-* conv.py, kernels/conv3x3.cc: `FastConv2D` and the direct 3x3 convolution kernel it trains with;
+* conv.py, kernels/conv3x3.cc, kernels/conv1x1.cc: `FastConv2D` and the direct 3x3 and 1x1 convolution
+  kernels it trains with;
+* dropout.py: `FastDropout`, Keras's dropout mask applied as one multiply (its gradient too);
 * rotation.py, kernels/affine.cc: `FastRandomRotation`, the input pipeline's rotation (pipeline.py uses it
   with `--fast`), the same images as Keras's layer from a faster transform kernel;
 * bench.py: the benchmark that measures all of it against Keras's own layers.
@@ -24,8 +26,9 @@ Keras model computes (outputs, gradients, moving statistics).
 
 import keras
 
-from keras_norm.engine import conv, fused, native
+from keras_norm.engine import conv, dropout, fused, native
 
+CONV_SIZES = ((3, 3), (1, 1))  # the kernel sizes FastConv2D trains on C++ kernels
 NORM_CLASSES = {keras.layers.BatchNormalization: fused.FusedBatchNormalization,
                 keras.layers.GroupNormalization: fused.FusedGroupNormalization}
 
@@ -65,11 +68,12 @@ def fed_by_data(model):
             and all(id(t) in inputs for node in layer._inbound_nodes for t in node.input_tensors)}
 
 
-def accelerate(model, native_kernel=True, native_conv=True):
-    """A copy of functional `model` with faster norm and conv layers (see the module doc), same weights.
+def accelerate(model, native_kernel=True, native_conv=True, fast_dropout=True):
+    """A copy of functional `model` with faster norm, conv and dropout layers (see the module doc), same weights.
 
     `native_kernel=False` keeps the fast norm layers on TensorFlow ops (the benchmark's `fused_norm` lever);
-    `native_conv=False` keeps Keras's Conv2D (the path before the conv kernel, which the benchmark compares)."""
+    `native_conv=False` and `fast_dropout=False` keep Keras's Conv2D and Dropout (the path before the conv
+    kernel, which the benchmark compares)."""
     pairs = relu_after_norm(model)
     folded = set(pairs.values())
     first = fed_by_data(model)
@@ -81,8 +85,10 @@ def accelerate(model, native_kernel=True, native_conv=True):
                         **layer.get_config())
         if layer.name in folded:
             return keras.layers.Identity(name=layer.name)
-        if native_conv and type(layer) is keras.layers.Conv2D and tuple(layer.kernel_size) == (3, 3):
+        if native_conv and type(layer) is keras.layers.Conv2D and tuple(layer.kernel_size) in CONV_SIZES:
             return conv.FastConv2D(input_gradient=layer.name not in first, **layer.get_config())
+        if fast_dropout and type(layer) is keras.layers.Dropout:
+            return dropout.FastDropout.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
     copy = keras.models.clone_model(model, clone_function=swap)

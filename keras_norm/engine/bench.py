@@ -10,7 +10,7 @@ For each norm it builds the project's default model four times with the same wei
   ReLU after it as one C++ kernel, native.py; the 3x3 convolutions on the conv kernel, conv.py), the
   tf.data pipeline of keras_norm/pipeline.py (shuffle, random rotation on the C++ kernel of rotation.py,
   prefetch) and `steps_per_execution`;
-* before: the same path with Keras's Conv2D (TensorFlow's conv ops) and Keras's RandomRotation, as it was
+* before: the same path with Keras's Conv2D (TensorFlow's conv ops), Dropout and RandomRotation, as it was
   when the conv kernel was begun: `step_speedup` = project / before, written per norm to
   `--bench_step_speedup=PATH` if given;
 * free_convs: the project's path with 3x3 convolutions that compute nothing (`_no_arithmetic_conv3x3`):
@@ -118,13 +118,14 @@ def _free_convs():
         native.conv3x3 = real
 
 
-def _build(learning, spe, weights, fast=False, native_kernel=True, native_conv=True, policy="float32"):
+def _build(learning, spe, weights, fast=False, native_kernel=True, before=False, policy="float32"):
     """The default model (Keras's layers, or the engine's copy) compiled as the project compiles it."""
     keras.mixed_precision.set_global_policy(policy)
     try:
         model = model_lib.build_from_config(learning)
         if fast:
-            model = engine.accelerate(model, native_kernel=native_kernel, native_conv=native_conv)
+            model = engine.accelerate(model, native_kernel=native_kernel, native_conv=not before,
+                                      fast_dropout=not before)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if weights is not None:
@@ -155,8 +156,8 @@ def _lever_setup(lever, learning, dataset, weights):
 
 def _path(learning, dataset, weights, before=False, context=contextlib.nullcontext):
     """The project's training path as a run trains; with `before=True`, as it was when the conv kernel was
-    begun: Keras's Conv2D and Keras's RandomRotation (the comparison of the step speedup)."""
-    return _Contender(_build(learning, Runtime().steps_per_execution, weights, fast=True, native_conv=not before),
+    begun: Keras's Conv2D, Dropout and RandomRotation (the comparison of the step speedup)."""
+    return _Contender(_build(learning, Runtime().steps_per_execution, weights, fast=True, before=before),
                       pipeline=_project_pipeline(learning, dataset, fast=not before), context=context)
 
 

@@ -1,4 +1,5 @@
-"""The project's C++ kernels (kernels/normalize.cc, conv3x3.cc and affine.cc beside this file), built on first use.
+"""The project's C++ kernels (kernels/normalize.cc, conv3x3.cc, conv1x1.cc and affine.cc beside this file), built on
+first use.
 
 TensorFlow computes GroupNormalization (and LayerNormalization over (H, W, C), its groups = 1 case)
 as a chain of broadcasting element-wise ops, each a pass over the activations; on this project's
@@ -7,8 +8,8 @@ but the ReLU after it is two more passes (forward and gradient). The kernel comp
 ReLU after it in two passes over the activations forward (statistics, then output) and two backward
 (sums, then input gradient).
 
-The conv kernel (conv3x3.cc, `conv3x3` below) computes the 3x3 convolutions and their gradients;
-affine.cc (`affine_transform` below) the input pipeline's random rotations.
+The conv kernels (conv3x3.cc and conv1x1.cc, `conv3x3` and `conv1x1` below) compute the convolutions and their
+gradients; affine.cc (`affine_transform` below) the input pipeline's random rotations.
 
 `load()` compiles them into one library against the installed TensorFlow with the system C++ compiler
 (the sources in parallel, 15-30 s, once: the library is cached under ~/.cache/keras_norm, keyed by
@@ -29,7 +30,7 @@ import threading
 import tensorflow as tf
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
-SOURCES = [os.path.join(KERNELS, name) for name in ("normalize.cc", "conv3x3.cc", "affine.cc")]
+SOURCES = [os.path.join(KERNELS, name) for name in ("normalize.cc", "conv3x3.cc", "conv1x1.cc", "affine.cc")]
 _state = {}  # "ops": the loaded module or None, "why": the reason it is None
 _lock = threading.Lock()  # mirrored replicas trace layers on several threads
 
@@ -179,6 +180,23 @@ def conv3x3(x, kernel, input_gradient=True):
             return dx, ops.keras_norm_conv3x3_filter_grad(x, dy)
 
         return ops.keras_norm_conv3x3(x, kernel), grad
+
+    return _conv(x, kernel)
+
+
+def conv1x1(x, kernel, input_gradient=True):
+    """y = tf.nn.conv2d(x, kernel, 1, "VALID") for float32 (N, H, W, Ci) `x` and a (1, 1, Ci, Co) `kernel`, computed
+    by the C++ kernel (kernels/conv1x1.cc), with its gradient (input_gradient=False: none with respect to `x`).
+    Requires `load()` to succeed."""
+    ops = load()
+
+    @tf.custom_gradient
+    def _conv(x, kernel):
+        def grad(dy):
+            dx = ops.keras_norm_conv1x1_input_grad(dy, kernel) if input_gradient else None
+            return dx, ops.keras_norm_conv1x1_filter_grad(x, dy)
+
+        return ops.keras_norm_conv1x1(x, kernel), grad
 
     return _conv(x, kernel)
 
