@@ -90,6 +90,9 @@ flags.DEFINE_string("bench_step_speedup", _B.step_speedup_path, "Write the conv 
 flags.DEFINE_boolean("bench_profile", _B.profile, "Also profile --bench_steps steps of each norm with TensorFlow's "
                      "profiler, with and without the conv kernel: op time per step by op type and by layer.")
 
+flags.DEFINE_integer("bench_runs", _B.runs, "Also time whole training runs (2 epochs) of each norm, with and "
+                     "without the conv kernel, this many interleaved times (0: none).")
+
 HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull", "-?")
 
 
@@ -111,7 +114,8 @@ def options():
     suite = config_lib.SuiteOptions(jobs=FLAGS.jobs, sweep_epochs=FLAGS.sweep_epochs, sweep_seeds=FLAGS.sweep_seeds)
     bench = config_lib.BenchOptions(norms=tuple(FLAGS.bench_norms), steps=FLAGS.bench_steps,
                                     repeats=FLAGS.bench_repeats, levers=FLAGS.bench_levers,
-                                    step_speedup_path=FLAGS.bench_step_speedup, profile=FLAGS.bench_profile)
+                                    step_speedup_path=FLAGS.bench_step_speedup, profile=FLAGS.bench_profile,
+                                    runs=FLAGS.bench_runs)
     chosen = [m for m, on in (("suite", FLAGS.suite), ("report_only", FLAGS.report_only),
                               ("explain", FLAGS.explain), ("bench", FLAGS.bench), ("predict", FLAGS.predict)) if on]
     if len(chosen) > 1:

@@ -239,6 +239,7 @@ class BenchOptions:
     levers: bool = False  # also time each speed lever alone
     step_speedup_path: str = ""  # if set, the conv kernel's step speedup per norm is written there (JSON)
     profile: bool = False  # also profile `steps` steps per norm and path (engine/profile_step.py)
+    runs: int = 0  # if > 0, also time whole training runs, this many interleaved times (engine/bench_runs.py)
 
     def validate(self):
         unknown = [n for n in self.norms if n not in NORMS]
@@ -246,6 +247,7 @@ class BenchOptions:
             raise KerasNormError(f"unknown norm(s) {', '.join(unknown) or '(none given)'} in --bench_norms; "
                                  f"choose from {', '.join(NORMS)}")
         _check_range("bench_repeats", self.repeats, 1, 1000)
+        _check_range("bench_runs", self.runs, 0, 100)
         spe = Runtime().steps_per_execution
         if self.steps < 2 * spe:  # a timing runs from the end of the first compiled call to the end of the last
             raise KerasNormError(f"--bench_steps must be at least {2 * spe} (two calls of {spe} steps)")

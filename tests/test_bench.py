@@ -1,4 +1,5 @@
 import json
+import os
 import unittest
 
 from tests import helpers
@@ -13,11 +14,17 @@ class BenchHarnessTest(unittest.TestCase):
             npz = helpers.write_small_npz(tmp, n_train=1200, n_test=32)
             speedup = f"{tmp}/perf/step_speedup.json"
             code, out, err = helpers.run_main("--bench", f"--data_path={npz}", "--bench_steps=16", "--bench_repeats=1",
-                                              "--bench_norms=gn", f"--bench_step_speedup={speedup}", "--bench_profile")
+                                              "--bench_norms=gn", f"--bench_step_speedup={speedup}", "--bench_profile",
+                                              "--bench_runs=1")
             self.assertEqual(code, 0, err[-2000:])
             lines = [json.loads(line) for line in out.strip().splitlines()]
             profiles = [line for line in lines if "by_layer" in line]
-            lines = [line for line in lines if "by_layer" not in line]
+            runs = [line for line in lines if "run_speedup" in line]
+            lines = [line for line in lines if "by_layer" not in line and "run_speedup" not in line]
+            self.assertEqual([r["norm"] for r in runs], ["gn"])  # whole runs of both paths, timed
+            for key in ("project_run_seconds", "before_run_seconds", "project_epoch_seconds", "before_epoch_seconds"):
+                self.assertGreater(runs[0][key], 0, key)
+            self.assertFalse(os.path.exists(os.path.join(tmp, "artifacts")))  # the runs went to a temporary folder
             self.assertEqual([(p["norm"], p["path"]) for p in profiles], [("gn", "project"), ("gn", "before")])
             for p in profiles:  # the profiled steps' ops land on the model's layers
                 self.assertGreater(p["op_ms_per_step"], 0)
@@ -33,6 +40,27 @@ class BenchHarnessTest(unittest.TestCase):
             self.assertEqual(written["gn"]["after_images_per_sec"], lines[0]["images_per_sec"])
             self.assertEqual(written["gn"]["before_images_per_sec"], lines[0]["before_images_per_sec"])
             self.assertGreater(written["gn"]["speedup"], 0)
+
+    def test_runs_inside_before_path_train_keras_convs_dropout_and_rotation(self):
+        from unittest import mock
+
+        import keras
+
+        from keras_norm import engine, pipeline
+        from keras_norm import model as model_lib
+        from keras_norm.engine import bench_runs, conv, dropout
+
+        real = engine.accelerate
+        with mock.patch.object(pipeline, "train_pipeline") as make_pipeline:
+            with bench_runs.before_path():
+                before = engine.accelerate(model_lib.build_model("bn"))
+                pipeline.train_pipeline("dataset", 64, 0, fast=True)  # as train.fit asks for it
+            self.assertIs(pipeline.train_pipeline, make_pipeline)  # restored
+        self.assertIs(engine.accelerate, real)
+        make_pipeline.assert_called_once_with("dataset", 64, 0, fast=False)  # Keras's rotation
+        kinds = {type(layer) for layer in before.layers}
+        self.assertFalse(kinds & {conv.FastConv2D, dropout.FastDropout})
+        self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout} <= kinds)
 
     @unittest.skipUnless(HAS_COMPILER, "no C++ compiler: no conv kernel to stand in for")
     def test_free_convs_trace_no_convolution(self):

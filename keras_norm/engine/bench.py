@@ -27,7 +27,8 @@ run makes one iterator per epoch, so whatever it waits there is spread over 938 
 `--bench_levers` adds one line per norm and lever, each lever alone on top of the baseline, and one line per
 3x3 convolution of the model with its time on TensorFlow's ops and on the C++ kernel (bench_conv.py).
 `--bench_profile` adds, per norm, a profile of `steps` steps of the project's path and of "before": op time
-per step by op type and by layer (profile_step.py). Times on a shared machine drift, so only ratios measured
+per step by op type and by layer (profile_step.py). `--bench_runs=N` adds, per norm, whole training runs of
+both paths timed N times, interleaved (bench_runs.py). Times on a shared machine drift, so only ratios measured
 within one run (`speedup`) are meaningful.
 """
 
@@ -44,7 +45,7 @@ import tensorflow as tf
 from keras_norm import data, engine, fileio, pipeline, train
 from keras_norm import model as model_lib
 from keras_norm.config import Learning, Runtime
-from keras_norm.engine import bench_conv, native, profile_step
+from keras_norm.engine import bench_conv, bench_runs, native, profile_step
 from keras_norm.errors import KerasNormError
 
 # Each lever alone, on top of the baseline (see `_lever_setup`).
@@ -247,6 +248,8 @@ def run(options, data_path=None, threads=0, out=print):
     for norm in options.norms if options.profile else ():
         for line in profile_norm(norm, dataset, steps):
             out(json.dumps(line), flush=True)
+    for norm in options.norms if options.runs else ():
+        out(json.dumps(bench_runs.time_runs(norm, data_path, options.runs)), flush=True)
     out(json.dumps({"peak_rss_mb": peak_rss_mb(), "threads": threads}), flush=True)
     if options.step_speedup_path:
         fileio.write_json(options.step_speedup_path, speedups)

@@ -27,5 +27,5 @@ class FastDropout(keras.layers.Dropout):
             return super().call(inputs, training=training)
         u = keras.random.uniform(tf.shape(inputs), dtype=inputs.dtype, seed=self.seed_generator)
         scale = tf.constant(1 / (1 - self.rate), inputs.dtype)  # float64 1 / (1 - rate), rounded once, as Keras
-        mask = tf.stop_gradient(tf.where(u >= self.rate, scale, tf.zeros_like(scale)))
+        mask = tf.stop_gradient(tf.cast(u >= self.rate, inputs.dtype) * scale)  # a broadcast select costs 2x
         return inputs * mask

@@ -1,0 +1,69 @@
+"""Whole training runs as `main.py` trains them, on the project's path and as it was before the conv kernel.
+
+    python main.py --bench --bench_runs=3 --data_path=../shared/data/mnist.npz
+
+The step benchmark (bench.py) times training steps only. A run also builds and traces its model, evaluates
+the validation and test sets every epoch, records its statistics (inside.py), saves checkpoints, and at the
+end exports a SavedModel and draws its figures. Here, per norm, `repeats` times, a run of `EPOCHS` epochs is
+trained on the project's path and then on the path before (`before_path`), in one process, into a temporary
+folder, and timed: the whole run (`run_seconds`) and its last epoch as the run logs it (`epoch_seconds`:
+steps, evaluation and callbacks, without the first epoch's tracing). A suite is a sequence of such runs.
+The medians count; as everywhere here, only the ratios mean anything on a shared machine.
+"""
+
+import contextlib
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from keras_norm import data, engine, pipeline, train
+from keras_norm.config import RunConfig
+from keras_norm.run_folder import RunFolder
+
+EPOCHS = 2
+
+
+@contextlib.contextmanager
+def before_path():
+    """Runs trained inside use Keras's Conv2D, Dropout and RandomRotation (the engine's norms stay): the
+    training path as it was when the conv kernel was begun, the benchmark's "before"."""
+    accelerate, train_pipeline = engine.accelerate, pipeline.train_pipeline
+    engine.accelerate = lambda model, **options: accelerate(model, **{**options, "native_conv": False,
+                                                                      "fast_dropout": False})
+    pipeline.train_pipeline = lambda *args, **options: train_pipeline(*args, **{**options, "fast": False})
+    try:
+        yield
+    finally:
+        engine.accelerate, pipeline.train_pipeline = accelerate, train_pipeline
+
+
+def _timed_run(config, dataset):
+    """(seconds of the whole run, seconds of its last epoch as logged)."""
+    start = time.perf_counter()
+    train.train(config, dataset=dataset, log=lambda *args, **kwargs: None, verbose=0)
+    seconds = time.perf_counter() - start
+    return seconds, RunFolder(train.run_dir(config)).history()[-1]["seconds"]
+
+
+def time_runs(norm, data_path, repeats):
+    """One dict: median run and last-epoch seconds of each path, and their ratios (before / project)."""
+    times = {"project": [], "before": []}
+    with tempfile.TemporaryDirectory() as folder:
+        config = RunConfig.create(norm=norm, epochs=EPOCHS, data_path=data_path, overwrite=True,
+                                  artifacts_dir=os.path.join(folder, "artifacts"))
+        learning = config.learning
+        dataset = data.load(learning.data_path, learning.train_limit, learning.test_limit, learning.val_fraction)
+        for _ in range(repeats):
+            for path, context in (("project", contextlib.nullcontext), ("before", before_path)):
+                with context():
+                    times[path].append(_timed_run(config, dataset))
+    median = {path: np.median(np.array(t), axis=0) for path, t in times.items()}
+    out = {"norm": norm, "epochs": EPOCHS, "repeats": repeats, "train_images": len(dataset.y_train)}
+    for path, (run_seconds, epoch_seconds) in median.items():
+        out.update({f"{path}_run_seconds": round(float(run_seconds), 2),
+                    f"{path}_epoch_seconds": round(float(epoch_seconds), 2)})
+    out["run_speedup"] = round(out["before_run_seconds"] / out["project_run_seconds"], 3)
+    out["epoch_speedup"] = round(out["before_epoch_seconds"] / out["project_epoch_seconds"], 3)
+    return out
