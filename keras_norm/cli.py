@@ -93,6 +93,9 @@ flags.DEFINE_boolean("bench_profile", _B.profile, "Also profile --bench_steps st
 flags.DEFINE_integer("bench_runs", _B.runs, "Also time whole training runs (2 epochs) of each norm, with and "
                      "without the conv kernel, this many interleaved times (0: none).")
 
+flags.DEFINE_boolean("bench_parts", _B.parts, "Also time the project's path without each part of the speed "
+                     "work on the step (3x3 and 1x1 conv kernels, dropout, rotation): what each is worth.")
+
 HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull", "-?")
 
 
@@ -115,7 +118,7 @@ def options():
     bench = config_lib.BenchOptions(norms=tuple(FLAGS.bench_norms), steps=FLAGS.bench_steps,
                                     repeats=FLAGS.bench_repeats, levers=FLAGS.bench_levers,
                                     step_speedup_path=FLAGS.bench_step_speedup, profile=FLAGS.bench_profile,
-                                    runs=FLAGS.bench_runs)
+                                    runs=FLAGS.bench_runs, parts=FLAGS.bench_parts)
     chosen = [m for m, on in (("suite", FLAGS.suite), ("report_only", FLAGS.report_only),
                               ("explain", FLAGS.explain), ("bench", FLAGS.bench), ("predict", FLAGS.predict)) if on]
     if len(chosen) > 1:

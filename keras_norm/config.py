@@ -240,6 +240,7 @@ class BenchOptions:
     step_speedup_path: str = ""  # if set, the conv kernel's step speedup per norm is written there (JSON)
     profile: bool = False  # also profile `steps` steps per norm and path (engine/profile_step.py)
     runs: int = 0  # if > 0, also time whole training runs, this many interleaved times (engine/bench_runs.py)
+    parts: bool = False  # also time the project's path without each part of issue 20 (engine/paths.py)
 
     def validate(self):
         unknown = [n for n in self.norms if n not in NORMS]

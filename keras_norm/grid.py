@@ -10,23 +10,18 @@ Per cell: final test accuracy (mean, 95% CI), final test data loss, and the kern
 |w| and L2 norm per layer. A norm after a convolution makes its output blind to the kernel's scale, so L2 on
 that kernel cannot limit what it computes; it shrinks the kernel, and with it the kernel's gradient grows as
 1/|w|: the effective step |lr * g| / |w| grows as 1/|w|^2. The per-layer ratio |g| / |w| at the last epoch
-(from each run's inside.json) shows whether that happens. Writes `artifacts/grid.json`, `grid.md` (the
-table) and `grid.png` (the heat map).
+(from each run's inside.json) shows whether that happens. Writes `artifacts/grid.json`, and from it
+(grid_report.py) `grid.md` (the table) and `grid.png` (the heat maps).
 """
 
 import os
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_norm import fileio, inside, parallel  # noqa: E402
-from keras_norm import seeds as seeds_suite  # noqa: E402
-from keras_norm.report import stats, tables  # noqa: E402
-from keras_norm.report.plots import save_figure  # noqa: E402
-from keras_norm.run_folder import RunFolder  # noqa: E402
+from keras_norm import fileio, grid_report, inside, parallel
+from keras_norm import seeds as seeds_suite
+from keras_norm.report import stats, tables
+from keras_norm.run_folder import RunFolder
 
 NORMS = ("bn", "gn", "ln", "none")
 PENALTIES = {"none": dict(l1=0.0, l2=0.0), "L1": dict(l1=1e-5, l2=0.0), "L2": dict(l1=0.0, l2=1e-3),
@@ -138,90 +133,6 @@ def summarize(todo, results, norms, penalties, seeds):
     return grid
 
 
-def _mean(values, scale=1.0, digits=3):
-    return f"{scale * np.mean(values):.{digits}f}"
-
-
-def _range(per_layer, scale=1.0, digits=2):
-    """min–max over layers of the per-layer means over seeds."""
-    means = [scale * np.mean(v) for v in per_layer.values()]
-    return f"{min(means):.{digits}f}–{max(means):.{digits}f}"
-
-
-def _pp_text(entry):
-    return "—" if entry is None else f"{entry[0]:+.3f} ({entry[1]:+.3f} to {entry[2]:+.3f})"
-
-
-def markdown(grid):
-    """grid.md: one row per cell (means over seeds), then the differences with their 95% CIs (pp)."""
-    mid = grid.get("mid_epoch")
-    lines = ["| norm | penalty | final test acc. (%) | 95% CI | test acc. at epoch " + f"{mid} (%) | final test data "
-             "loss | near-zero weights (%) | mean abs(w) | 3x3 kernel norms | \\|g\\|/\\|w\\| (last epoch) |",
-             "|---" * 10 + "|"]
-    for n in grid["norms"]:
-        for p in grid["penalties"]:
-            cell, ci = grid["cells"][n][p], grid["ci95"][n][p]
-            convs = {k: v for k, v in cell["kernel_l2_norm"].items() if k.startswith("conv")}
-            relative = cell.get("relative_grad_last_epoch")
-            lines.append(f"| {n} | {p} | {_mean(cell['final_test_accuracy'], 100)} | "
-                         f"{'—' if ci is None else f'{100 * ci[0]:.3f}–{100 * ci[1]:.3f}'} | "
-                         f"{_mean(grid['mid_test_accuracy'][n][p], 100, 2) if mid else '—'} | "
-                         f"{_mean(cell['final_test_xent'], 1, 4)} | {_mean(cell['near_zero_fraction'], 100, 2)} | "
-                         f"{_mean(cell['mean_abs_weight'])} | {_range(convs)} | "
-                         f"{_range(relative, digits=3) if relative else '—'} |")
-    lines += ["", "Differences of final test accuracy, pp (95% CI; a difference is real when its CI excludes 0):", "",
-              "| comparison | difference (95% CI) |", "|---|---|"]
-    lines += [f"| {label} | {_pp_text(entry)} |" for label, entry in _difference_rows(grid["differences_ci95_pp"])]
-    return "\n".join(lines) + "\n"
-
-
-def _difference_rows(differences):
-    """(label, [difference, low, high]) for grid.md, main effects first."""
-    no = lambda name, what: f"no {what}" if name == "none" else name  # noqa: E731
-    for pair, entry in differences["main_effect_norm"].items():
-        a, b = pair.split("-")
-        yield f"{no(a, 'norm')} − {no(b, 'norm')}, mean over the penalties", entry
-    for pair, entry in differences["main_effect_penalty"].items():
-        yield f"{pair.split('-')[0]} − no penalty, mean over the norms", entry
-    for norm, row in differences["penalty_minus_none"].items():
-        yield from ((f"{no(norm, 'norm')}: {p} − no penalty", entry) for p, entry in row.items())
-    for penalty, row in differences["norm_minus_none"].items():
-        yield from ((f"{no(penalty, 'penalty')}: {n} − no norm", entry) for n, entry in row.items())
-
-
-def _heat_map(ax, grid, accuracy, title, intervals=None):
-    norms, penalties = grid["norms"], grid["penalties"]
-    acc = np.array([[100 * np.mean(accuracy[n][p]) for p in penalties] for n in norms])
-    image = ax.imshow(acc, cmap="viridis")
-    for i, n in enumerate(norms):
-        for j, p in enumerate(penalties):
-            interval = intervals and intervals[n][p]
-            ci = f"\n{100 * interval[0]:.2f}–{100 * interval[1]:.2f}" if interval else ""
-            ax.text(j, i, f"{acc[i, j]:.2f}{ci}", ha="center", va="center", fontsize=8,
-                    color="white" if acc[i, j] < acc.mean() else "black")
-    ax.set_xticks(range(len(penalties)), penalties)
-    ax.set_yticks(range(len(norms)), norms)
-    ax.set_xlabel("penalty")
-    ax.set_ylabel("norm")
-    ax.set_title(title, fontsize=9)
-    return image
-
-
-def plot(grid, path):
-    """The heat map of final test accuracy (95% CI below each mean), and beside it the middle of training."""
-    panels = [(grid["final_test_accuracy"], f"Final test accuracy (%), mean of seeds "
-               f"{', '.join(map(str, grid['seeds']))} (95% CI below)", grid["ci95"])]
-    if "mid_test_accuracy" in grid:
-        panels.append((grid["mid_test_accuracy"], f"Test accuracy (%) at epoch {grid['mid_epoch']} of "
-                       f"{grid['epochs']}, mean of seeds", None))
-    n_norms, n_penalties = len(grid["norms"]), len(grid["penalties"])
-    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * (1.3 * n_penalties + 1.5), 0.9 * n_norms + 1.4),
-                             squeeze=False, layout="constrained")
-    for ax, (accuracy, title, intervals) in zip(axes[0], panels):
-        fig.colorbar(_heat_map(ax, grid, accuracy, title, intervals), ax=ax, shrink=0.8)
-    save_figure(fig, path, layout=False)  # laid out already ("constrained": colorbars included)
-
-
 def run(base, options, log=print, norms=NORMS, penalties=tuple(PENALTIES), seeds=SEEDS):
     artifacts = base.outputs.artifacts_dir
     fileio.check_writable(os.path.join(artifacts, "grid"))
@@ -230,7 +141,7 @@ def run(base, options, log=print, norms=NORMS, penalties=tuple(PENALTIES), seeds
     results, wall = parallel.train_checked("grid", todo, options.jobs)
     grid = dict(summarize(todo, results, norms, penalties, seeds), wall_seconds=wall)
     fileio.write_json(os.path.join(artifacts, "grid.json"), grid)
-    fileio.write_text(os.path.join(artifacts, "grid.md"), markdown(grid))
-    plot(grid, os.path.join(artifacts, "grid.png"))
+    fileio.write_text(os.path.join(artifacts, "grid.md"), grid_report.markdown(grid))
+    grid_report.plot(grid, os.path.join(artifacts, "grid.png"))
     log(f"suite grid: done in {grid['wall_seconds'] / 60:.1f} min")
     return grid

@@ -15,12 +15,16 @@ class BenchHarnessTest(unittest.TestCase):
             speedup = f"{tmp}/perf/step_speedup.json"
             code, out, err = helpers.run_main("--bench", f"--data_path={npz}", "--bench_steps=16", "--bench_repeats=1",
                                               "--bench_norms=gn", f"--bench_step_speedup={speedup}", "--bench_profile",
-                                              "--bench_runs=1")
+                                              "--bench_runs=1", "--bench_parts")
             self.assertEqual(code, 0, err[-2000:])
             lines = [json.loads(line) for line in out.strip().splitlines()]
             profiles = [line for line in lines if "by_layer" in line]
             runs = [line for line in lines if "run_speedup" in line]
-            lines = [line for line in lines if "by_layer" not in line and "run_speedup" not in line]
+            parts = [line for line in lines if "without" in line]
+            lines = [line for line in lines if not {"by_layer", "run_speedup", "without"} & set(line)]
+            self.assertEqual([p["without"] for p in parts], ["conv3x3", "conv1x1", "dropout", "rotation"])
+            for p in parts:
+                self.assertGreater(p["gain"], 0)
             self.assertEqual([r["norm"] for r in runs], ["gn"])  # whole runs of both paths, timed
             for key in ("project_run_seconds", "before_run_seconds", "project_epoch_seconds", "before_epoch_seconds"):
                 self.assertGreater(runs[0][key], 0, key)
@@ -61,6 +65,31 @@ class BenchHarnessTest(unittest.TestCase):
         kinds = {type(layer) for layer in before.layers}
         self.assertFalse(kinds & {conv.FastConv2D, dropout.FastDropout})
         self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout} <= kinds)
+
+    def test_each_path_leaves_out_what_it_says(self):
+        import keras
+
+        from keras_norm import engine
+        from keras_norm import model as model_lib
+        from keras_norm.engine import conv, dropout, paths
+
+        def kinds(**options):
+            fast = engine.accelerate(model_lib.build_model("gn"), **options)
+            return {(type(layer).__name__, tuple(getattr(layer, "kernel_size", ()))) for layer in fast.layers}
+
+        fast3, fast1 = (conv.FastConv2D.__name__, (3, 3)), (conv.FastConv2D.__name__, (1, 1))
+        keras3, keras1 = (keras.layers.Conv2D.__name__, (3, 3)), (keras.layers.Conv2D.__name__, (1, 1))
+        fast_dropout = (dropout.FastDropout.__name__, ())
+        expected = {"conv3x3": ({keras3, fast1, fast_dropout}, True), "conv1x1": ({fast3, keras1, fast_dropout}, True),
+                    "dropout": ({fast3, fast1, ("Dropout", ())}, True), "rotation": ({fast3, fast1, fast_dropout}, False)}
+        for part, (layers, rotation_kernel) in expected.items():
+            with self.subTest(part=part):
+                options, rotates = paths.options(without=part)
+                self.assertLessEqual(layers, kinds(**options))
+                self.assertEqual(rotates, rotation_kernel)
+        options, rotates = paths.options(before=True)
+        self.assertLessEqual({keras3, keras1, ("Dropout", ())}, kinds(**options))
+        self.assertFalse(rotates)
 
     @unittest.skipUnless(HAS_COMPILER, "no C++ compiler: no conv kernel to stand in for")
     def test_free_convs_trace_no_convolution(self):

@@ -68,12 +68,13 @@ def fed_by_data(model):
             and all(id(t) in inputs for node in layer._inbound_nodes for t in node.input_tensors)}
 
 
-def accelerate(model, native_kernel=True, native_conv=True, fast_dropout=True):
+def accelerate(model, native_kernel=True, conv_sizes=CONV_SIZES, fast_dropout=True):
     """A copy of functional `model` with faster norm, conv and dropout layers (see the module doc), same weights.
 
     `native_kernel=False` keeps the fast norm layers on TensorFlow ops (the benchmark's `fused_norm` lever);
-    `native_conv=False` and `fast_dropout=False` keep Keras's Conv2D and Dropout (the path before the conv
-    kernel, which the benchmark compares)."""
+    Conv2D layers of other kernel sizes than `conv_sizes` stay Keras's, and so does Dropout with
+    `fast_dropout=False` (`conv_sizes=()` and no fast dropout: the path before issue 20, which the benchmark
+    compares)."""
     pairs = relu_after_norm(model)
     folded = set(pairs.values())
     first = fed_by_data(model)
@@ -85,7 +86,7 @@ def accelerate(model, native_kernel=True, native_conv=True, fast_dropout=True):
                         **layer.get_config())
         if layer.name in folded:
             return keras.layers.Identity(name=layer.name)
-        if native_conv and type(layer) is keras.layers.Conv2D and tuple(layer.kernel_size) in CONV_SIZES:
+        if type(layer) is keras.layers.Conv2D and tuple(layer.kernel_size) in conv_sizes:
             return conv.FastConv2D(input_gradient=layer.name not in first, **layer.get_config())
         if fast_dropout and type(layer) is keras.layers.Dropout:
             return dropout.FastDropout.from_config(layer.get_config())

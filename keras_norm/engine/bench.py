@@ -28,7 +28,8 @@ run makes one iterator per epoch, so whatever it waits there is spread over 938 
 3x3 convolution of the model with its time on TensorFlow's ops and on the C++ kernel (bench_conv.py).
 `--bench_profile` adds, per norm, a profile of `steps` steps of the project's path and of "before": op time
 per step by op type and by layer (profile_step.py). `--bench_runs=N` adds, per norm, whole training runs of
-both paths timed N times, interleaved (bench_runs.py). Times on a shared machine drift, so only ratios measured
+both paths timed N times, interleaved (bench_runs.py). `--bench_parts` adds one line per norm and part of issue
+20 (paths.PARTS): the project's path without that part, interleaved with the rest, and the `gain` of having it. Times on a shared machine drift, so only ratios measured
 within one run (`speedup`) are meaningful.
 """
 
@@ -45,7 +46,7 @@ import tensorflow as tf
 from keras_norm import data, engine, fileio, pipeline, train
 from keras_norm import model as model_lib
 from keras_norm.config import Learning, Runtime
-from keras_norm.engine import bench_conv, bench_runs, native, profile_step
+from keras_norm.engine import bench_conv, bench_runs, native, paths, profile_step
 from keras_norm.errors import KerasNormError
 
 # Each lever alone, on top of the baseline (see `_lever_setup`).
@@ -119,14 +120,13 @@ def _free_convs():
         native.conv3x3 = real
 
 
-def _build(learning, spe, weights, fast=False, native_kernel=True, before=False, policy="float32"):
+def _build(learning, spe, weights, fast=False, policy="float32", **accelerate_options):
     """The default model (Keras's layers, or the engine's copy) compiled as the project compiles it."""
     keras.mixed_precision.set_global_policy(policy)
     try:
         model = model_lib.build_from_config(learning)
         if fast:
-            model = engine.accelerate(model, native_kernel=native_kernel, native_conv=not before,
-                                      fast_dropout=not before)
+            model = engine.accelerate(model, **accelerate_options)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if weights is not None:
@@ -155,11 +155,12 @@ def _lever_setup(lever, learning, dataset, weights):
     raise ValueError(lever)
 
 
-def _path(learning, dataset, weights, before=False, context=contextlib.nullcontext):
-    """The project's training path as a run trains; with `before=True`, as it was when the conv kernel was
-    begun: Keras's Conv2D, Dropout and RandomRotation (the comparison of the step speedup)."""
-    return _Contender(_build(learning, Runtime().steps_per_execution, weights, fast=True, before=before),
-                      pipeline=_project_pipeline(learning, dataset, fast=not before), context=context)
+def _path(learning, dataset, weights, before=False, without=None, context=contextlib.nullcontext):
+    """The project's training path as a run trains; with `before=True`, as it was when issue 20 was opened
+    (the comparison of the step speedup); `without` a part (paths.py)."""
+    accelerate_options, rotation_kernel = paths.options(before, without)
+    return _Contender(_build(learning, Runtime().steps_per_execution, weights, fast=True, **accelerate_options),
+                      pipeline=_project_pipeline(learning, dataset, fast=rotation_kernel), context=context)
 
 
 def _project_pipeline(learning, dataset, fast=False):
@@ -178,8 +179,8 @@ def _time(contenders, steps, repeats, warmup):
     return {name: float(np.median(s)) for name, s in seconds.items()}
 
 
-def bench_norm(norm, dataset, steps, repeats, levers=False):
-    """Returns a list of result dicts: the project's line first, then one per lever."""
+def bench_norm(norm, dataset, steps, repeats, levers=False, parts=False):
+    """Returns a list of result dicts: the project's line first, then one per lever and one per part."""
     learning, spe = Learning(norm=norm), Runtime().steps_per_execution
     batch = learning.batch_size
     keras.utils.set_random_seed(0)
@@ -193,6 +194,8 @@ def bench_norm(norm, dataset, steps, repeats, levers=False):
     }
     if levers:
         contenders.update({lever: _lever_setup(lever, learning, dataset, weights) for lever in LEVERS})
+    if parts:
+        contenders.update({f"without_{part}": _path(learning, dataset, weights, without=part) for part in paths.PARTS})
     seconds = _time(contenders, steps, repeats, warmup=max(2 * spe, steps // 5))
     ips = {name: batch / s for name, s in seconds.items()}
     base = ips["baseline"]
@@ -207,6 +210,11 @@ def bench_norm(norm, dataset, steps, repeats, levers=False):
     for lever in LEVERS if levers else ():
         out.append({"norm": norm, "lever": lever, "baseline_images_per_sec": round(base, 1),
                     "images_per_sec": round(ips[lever], 1), "speedup": round(ips[lever] / base, 3), **common})
+    for part in paths.PARTS if parts else ():  # what the project's path gains from each part
+        without = ips[f"without_{part}"]
+        out.append({"norm": norm, "without": part, "images_per_sec": round(without, 1),
+                    "project_images_per_sec": out[0]["images_per_sec"], "gain": round(ips["project"] / without, 3),
+                    **common})
     return out
 
 
@@ -238,7 +246,7 @@ def run(options, data_path=None, threads=0, out=print):
     train.set_threads(threads)  # thread pools are per process: compare settings by their images/s
     speedups = {}
     for norm in options.norms:
-        lines = bench_norm(norm, dataset, steps, options.repeats, levers=options.levers)
+        lines = bench_norm(norm, dataset, steps, options.repeats, levers=options.levers, parts=options.parts)
         speedups[norm] = {"before_images_per_sec": lines[0]["before_images_per_sec"],
                           "after_images_per_sec": lines[0]["images_per_sec"], "speedup": lines[0]["step_speedup"]}
         for line in lines:

@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_norm import data, engine, pipeline, train
 from keras_norm.config import RunConfig
+from keras_norm.engine import paths
 from keras_norm.run_folder import RunFolder
 
 EPOCHS = 2
@@ -30,8 +31,8 @@ def before_path():
     """Runs trained inside use Keras's Conv2D, Dropout and RandomRotation (the engine's norms stay): the
     training path as it was when the conv kernel was begun, the benchmark's "before"."""
     accelerate, train_pipeline = engine.accelerate, pipeline.train_pipeline
-    engine.accelerate = lambda model, **options: accelerate(model, **{**options, "native_conv": False,
-                                                                      "fast_dropout": False})
+    before, _ = paths.options(before=True)
+    engine.accelerate = lambda model, **options: accelerate(model, **{**options, **before})
     pipeline.train_pipeline = lambda *args, **options: train_pipeline(*args, **{**options, "fast": False})
     try:
         yield

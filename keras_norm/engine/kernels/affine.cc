@@ -1,7 +1,8 @@
 // Affine (projective) transform of channels-last float32 images with bilinear interpolation and a constant
 // fill: what keras.layers.RandomRotation(fill_mode="constant") asks of TensorFlow's
-// ImageProjectiveTransformV3, computed per output row instead of per output value. keras_norm/native.py
-// compiles this file on first use.
+// ImageProjectiveTransformV3, which computes every output value on its own through Eigen's generic
+// generator; here each pixel's point is computed once for all its channels. keras_norm/native.py compiles
+// this file on first use.
 //
 // For output pixel (x, y) of image n with transform t = (a0, a1, a2, b0, b1, b2, c0, c1), the input point is
 //   k = c0 * x + c1 * y + 1,  u = (a0 * x + a1 * y + a2) / k,  v = (b0 * x + b1 * y + b2) / k
