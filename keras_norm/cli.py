@@ -85,16 +85,14 @@ flags.DEFINE_list("bench_norms", list(_B.norms), "Norms the benchmark measures."
 flags.DEFINE_integer("bench_steps", _B.steps, "Timed training steps per benchmark repeat.")
 flags.DEFINE_integer("bench_repeats", _B.repeats, "Interleaved benchmark repeats (the median counts).")
 flags.DEFINE_boolean("bench_levers", _B.levers, "Also time each speed lever alone.")
-flags.DEFINE_string("bench_step_speedup", _B.step_speedup_path, "Write the conv kernel's step speedup per norm "
-                    "to this JSON file (e.g. artifacts/perf/step_speedup.json).")
+flags.DEFINE_string("bench_step_speedup", _B.step_speedup_path, "Write the step speedup per norm over the path "
+                    "before issue 20 to this JSON file (e.g. artifacts/perf/step_speedup.json).")
 flags.DEFINE_boolean("bench_profile", _B.profile, "Also profile --bench_steps steps of each norm with TensorFlow's "
-                     "profiler, with and without the conv kernel: op time per step by op type and by layer.")
-
-flags.DEFINE_integer("bench_runs", _B.runs, "Also time whole training runs (2 epochs) of each norm, with and "
-                     "without the conv kernel, this many interleaved times (0: none).")
-
-flags.DEFINE_boolean("bench_parts", _B.parts, "Also time the project's path without each part of the speed "
-                     "work on the step (3x3 and 1x1 conv kernels, dropout, rotation): what each is worth.")
+                     "profiler, on the project's path and before issue 20: op time per step by op type and by layer.")
+flags.DEFINE_integer("bench_runs", _B.runs, "Also time whole training runs (2 epochs) of each norm, on the project's "
+                     "path and before issue 20, this many interleaved times (0: none).")
+flags.DEFINE_boolean("bench_parts", _B.parts, "Also time the project's path without each part of issue 20 (3x3 and "
+                     "1x1 conv kernels, dropout, rotation): what each is worth.")
 
 HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull", "-?")
 

@@ -237,7 +237,7 @@ class BenchOptions:
     steps: int = 100  # timed training steps per repeat
     repeats: int = 7  # interleaved repeats; the median counts
     levers: bool = False  # also time each speed lever alone
-    step_speedup_path: str = ""  # if set, the conv kernel's step speedup per norm is written there (JSON)
+    step_speedup_path: str = ""  # if set, the step speedup over 'before' per norm is written there (JSON)
     profile: bool = False  # also profile `steps` steps per norm and path (engine/profile_step.py)
     runs: int = 0  # if > 0, also time whole training runs, this many interleaved times (engine/bench_runs.py)
     parts: bool = False  # also time the project's path without each part of issue 20 (engine/paths.py)

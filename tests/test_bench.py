@@ -1,5 +1,7 @@
 import json
 import os
+import tempfile
+import time
 import unittest
 
 from tests import helpers
@@ -8,27 +10,15 @@ from tests.test_native import HAS_COMPILER
 
 class BenchHarnessTest(unittest.TestCase):
     def test_short_run_prints_one_json_line_per_norm_then_memory(self):
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             npz = helpers.write_small_npz(tmp, n_train=1200, n_test=32)
             speedup = f"{tmp}/perf/step_speedup.json"
             code, out, err = helpers.run_main("--bench", f"--data_path={npz}", "--bench_steps=16", "--bench_repeats=1",
-                                              "--bench_norms=gn", f"--bench_step_speedup={speedup}", "--bench_profile",
-                                              "--bench_runs=1", "--bench_parts")
+                                              "--bench_norms=gn", f"--bench_step_speedup={speedup}", "--bench_profile")
             self.assertEqual(code, 0, err[-2000:])
             lines = [json.loads(line) for line in out.strip().splitlines()]
             profiles = [line for line in lines if "by_layer" in line]
-            runs = [line for line in lines if "run_speedup" in line]
-            parts = [line for line in lines if "without" in line]
-            lines = [line for line in lines if not {"by_layer", "run_speedup", "without"} & set(line)]
-            self.assertEqual([p["without"] for p in parts], ["conv3x3", "conv1x1", "dropout", "rotation"])
-            for p in parts:
-                self.assertGreater(p["gain"], 0)
-            self.assertEqual([r["norm"] for r in runs], ["gn"])  # whole runs of both paths, timed
-            for key in ("project_run_seconds", "before_run_seconds", "project_epoch_seconds", "before_epoch_seconds"):
-                self.assertGreater(runs[0][key], 0, key)
-            self.assertFalse(os.path.exists(os.path.join(tmp, "artifacts")))  # the runs went to a temporary folder
+            lines = [line for line in lines if "by_layer" not in line]
             self.assertEqual([(p["norm"], p["path"]) for p in profiles], [("gn", "project"), ("gn", "before")])
             for p in profiles:  # the profiled steps' ops land on the model's layers
                 self.assertGreater(p["op_ms_per_step"], 0)
@@ -44,6 +34,33 @@ class BenchHarnessTest(unittest.TestCase):
             self.assertEqual(written["gn"]["after_images_per_sec"], lines[0]["images_per_sec"])
             self.assertEqual(written["gn"]["before_images_per_sec"], lines[0]["before_images_per_sec"])
             self.assertGreater(written["gn"]["speedup"], 0)
+
+    def test_whole_runs_of_both_paths_are_timed_in_a_temporary_folder(self):
+        from unittest import mock
+
+        from keras_norm import engine
+        from keras_norm.engine import bench_runs
+        from keras_norm.run_folder import RunFolder
+
+        trained = []  # (artifacts folder, whether the run trained on "before"); no training, to keep the suite short
+
+        def fake_train(config, dataset, log, verbose):
+            trained.append((config.outputs.artifacts_dir, engine.accelerate.__name__ == "<lambda>"))
+            folder = RunFolder(bench_runs.train.run_dir(config))
+            folder.prepare(overwrite=True)
+            folder.write_history([{"epoch": 1, "seconds": 2.0 if trained[-1][1] else 1.0}])
+            time.sleep(0.2 if trained[-1][1] else 0.1)  # the run itself
+
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.object(bench_runs.train, "train", fake_train):
+            npz = helpers.write_small_npz(tmp, n_train=300, n_test=16)
+            before = set(os.listdir(tmp))
+            line = bench_runs.time_runs("gn", npz, repeats=2)
+            self.assertEqual(set(os.listdir(tmp)), before)  # nothing left behind
+        self.assertEqual([b for _, b in trained], [False, True, False, True])  # interleaved
+        self.assertFalse(any(folder.startswith(tmp) for folder, _ in trained))  # a temporary folder of its own
+        self.assertEqual((line["norm"], line["project_epoch_seconds"], line["before_epoch_seconds"]), ("gn", 1.0, 2.0))
+        self.assertEqual(line["epoch_speedup"], 2.0)
+        self.assertGreater(line["run_speedup"], 1.2)
 
     def test_runs_inside_before_path_train_keras_convs_dropout_and_rotation(self):
         from unittest import mock
@@ -65,6 +82,22 @@ class BenchHarnessTest(unittest.TestCase):
         kinds = {type(layer) for layer in before.layers}
         self.assertFalse(kinds & {conv.FastConv2D, dropout.FastDropout})
         self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout} <= kinds)
+
+    def test_parts_give_one_line_each_with_the_gain_of_having_it(self):
+        from unittest import mock
+
+        from keras_norm import data
+        from keras_norm.engine import bench, paths
+
+        with tempfile.TemporaryDirectory() as tmp:
+            dataset = data.load(helpers.write_small_npz(tmp, n_train=200, n_test=16))
+        # No training: every contender "takes" 10 ms a step, except the path without the rotation kernel (20 ms).
+        fake = {"without_rotation": 0.02}
+        timed = lambda contenders, *args, **kwargs: {c: fake.get(c, 0.01) for c in contenders}  # noqa: E731
+        with mock.patch.object(bench, "_time", timed):
+            lines = bench.bench_norm("gn", dataset, steps=16, repeats=1, parts=True)
+        self.assertEqual([line.get("without") for line in lines], [None, *paths.PARTS])
+        self.assertEqual([line["gain"] for line in lines[1:]], [1.0, 1.0, 1.0, 2.0])
 
     def test_each_path_leaves_out_what_it_says(self):
         import keras

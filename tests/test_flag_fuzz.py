@@ -22,7 +22,8 @@ RUN_FILES = ("config.json", "history.json", "history.csv", "metrics.json", "misc
 ARTIFACTS_DIR_SAMPLE = {"-1", "ünïcødé", "/dev/null"}
 # Accepted values of these would make a long run (many epochs, steps or processes): only their rejection is run.
 SLOW_WHEN_ACCEPTED = {"epochs", "sweep_epochs", "sweep_seeds", "jobs", "bench_steps", "bench_repeats", "bench_norms",
-                      "bench_levers", "bench_profile", "distribute", "logical_cpus", "tensorboard", "batch_size"}
+                      "bench_levers", "bench_profile", "bench_runs", "bench_parts", "distribute", "logical_cpus",
+                      "tensorboard", "batch_size"}
 
 
 class FlagFuzzTest(unittest.TestCase):

@@ -1,5 +1,6 @@
 """Crash-and-resume, reproducibility and atomic writes."""
 
+import concurrent.futures
 import os
 import re
 import signal
@@ -64,14 +65,18 @@ class ReproducibilityTest(unittest.TestCase):
     def test_same_seed_same_history(self):
         with tempfile.TemporaryDirectory() as tmp:
             npz = helpers.write_small_npz(tmp, n_train=160, n_test=32)
+
+            def train(attempt):
+                return helpers.run_main("--norm=bn", "--l1=1e-4", "--epochs=2", "--batch_size=32", "--seed=3",
+                                        "--deterministic", f"--data_path={npz}",
+                                        f"--artifacts_dir={os.path.join(tmp, attempt)}", "--noexport", "--noreport")
+
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two processes at once, same results
+                outcomes = list(pool.map(train, ("a", "b")))
             histories = []
-            for attempt in ("a", "b"):
-                artifacts = os.path.join(tmp, attempt)
-                code, _, err = helpers.run_main("--norm=bn", "--l1=1e-4", "--epochs=2", "--batch_size=32",
-                                                "--seed=3", "--deterministic", f"--data_path={npz}",
-                                                f"--artifacts_dir={artifacts}", "--noexport", "--noreport")
+            for attempt, (code, _, err) in zip(("a", "b"), outcomes):
                 self.assertEqual(code, 0, err)
-                rows = history(os.path.join(artifacts, "runs", "bn_l1-0.0001_epochs-2_bs-32_seed-3"))
+                rows = history(os.path.join(tmp, attempt, "runs", "bn_l1-0.0001_epochs-2_bs-32_seed-3"))
                 histories.append([{k: v for k, v in r.items() if k != "seconds"} for r in rows])
             self.assertEqual(histories[0], histories[1])
 

@@ -1,10 +1,7 @@
 """The C++ affine transform and FastRandomRotation: the same images as TensorFlow's op and Keras's layer, bit for
-bit, on both instruction sets, in a tf.data pipeline, for an empty batch; Keras's code when the kernel does not
-apply or cannot be built."""
+bit (the baseline instruction set too: tests/test_conv_kernel.py runs `differing` with it), in a tf.data
+pipeline, for an empty batch; Keras's code when the kernel does not apply or cannot be built."""
 
-import os
-import subprocess
-import sys
 import unittest
 
 import keras
@@ -63,14 +60,6 @@ def keras_and_fast(images, seed=7, fill_mode="constant", **kwargs):
 class AffineKernelTest(unittest.TestCase):
     def test_the_kernel_computes_tensorflows_op_bit_for_bit(self):
         self.assertEqual(differing(), [])
-
-    def test_the_baseline_instruction_set_too(self):
-        """This machine has AVX-512; the code other CPUs run is forced in a fresh process."""
-        script = "from tests import test_rotation as t\nprint(t.differing())\n"
-        env = {**os.environ, "KERAS_NORM_CONV_ISA": "baseline"}
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-        self.assertEqual(done.returncode, 0, done.stderr[-2000:])
-        self.assertEqual(done.stdout.strip(), "[]")
 
     def test_an_empty_batch(self):
         out = native.affine_transform(tf.zeros((0, 28, 28, 1)), tf.zeros((0, 8)), 0.0)

@@ -6,8 +6,9 @@ group here) is replaced by a subclass that computes the same thing with faster o
 right after such a norm is folded into it (the norm layer applies the ReLU; an `Identity` takes the
 ReLU's place). Every 3x3 and 1x1 `keras.layers.Conv2D` becomes a `FastConv2D`, whose training convolutions
 (forward and both gradients) run a C++ kernel; the first convolution, fed by the data, skips its input
-gradient. Every `keras.layers.Dropout` becomes a `FastDropout` (the same mask, cheaper ops). The copy starts with the model's weights, in the same order, so
-`model.set_weights(fast.get_weights())` carries training back to the plain Keras model.
+gradient. Every `keras.layers.Dropout` becomes a `FastDropout` (the same mask, cheaper ops). The copy
+starts with the model's weights, in the same order, so `model.set_weights(fast.get_weights())` carries
+training back to the plain Keras model.
 
 * fused.py: `FusedBatchNormalization`, `FusedGroupNormalization` (TensorFlow ops, hand-written backward);
 * native.py, kernels/normalize.cc: the C++ kernel that trains norm + ReLU in two passes over the

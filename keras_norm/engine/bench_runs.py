@@ -1,4 +1,4 @@
-"""Whole training runs as `main.py` trains them, on the project's path and as it was before the conv kernel.
+"""Whole training runs as `main.py` trains them, on the project's path and as it was before issue 20.
 
     python main.py --bench --bench_runs=3 --data_path=../shared/data/mnist.npz
 
@@ -29,7 +29,7 @@ EPOCHS = 2
 @contextlib.contextmanager
 def before_path():
     """Runs trained inside use Keras's Conv2D, Dropout and RandomRotation (the engine's norms stay): the
-    training path as it was when the conv kernel was begun, the benchmark's "before"."""
+    training path as it was when issue 20 was opened, the benchmark's "before" (paths.py)."""
     accelerate, train_pipeline = engine.accelerate, pipeline.train_pipeline
     before, _ = paths.options(before=True)
     engine.accelerate = lambda model, **options: accelerate(model, **{**options, **before})

@@ -209,7 +209,7 @@ def affine_transform(images, transforms, fill_value):
 
 
 def instruction_set():
-    """The vector instructions the conv kernel picks at run time on this CPU: 'avx512' or 'baseline'
+    """The vector instructions the conv and rotation kernels pick at run time on this CPU: 'avx512' or 'baseline'
     (KERAS_NORM_CONV_ISA=baseline forces the latter)."""
     if os.environ.get("KERAS_NORM_CONV_ISA") == "baseline":
         return "baseline"
