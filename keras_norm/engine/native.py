@@ -31,6 +31,7 @@ import tensorflow as tf
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
 SOURCES = [os.path.join(KERNELS, name) for name in ("normalize.cc", "conv3x3.cc", "conv1x1.cc", "affine.cc")]
+HEADERS = [os.path.join(KERNELS, "common.h")]  # included by the sources: part of the cache key
 _state = {}  # "ops": the loaded module or None, "why": the reason it is None
 _lock = threading.Lock()  # mirrored replicas trace layers on several threads
 
@@ -65,7 +66,7 @@ def _cpu_has(flag):
 
 def _library_path(commands):
     key = hashlib.sha256()
-    for source in SOURCES:
+    for source in SOURCES + HEADERS:
         with open(source, "rb") as f:
             key.update(f.read())
     key.update(" ".join([tf.__version__, sys.version, *(" ".join(c) for c in commands)]).encode())
@@ -165,40 +166,34 @@ def normalize(x, gamma, beta, epsilon, groups=1, batch=False, relu=False):
     return _normalize(x, gamma, beta)
 
 
+def _convolution(name, x, kernel, input_gradient):
+    """The op `keras_norm_<name>` with its gradient ops `..._input_grad` and `..._filter_grad`."""
+    ops = load()
+    forward, input_grad, filter_grad = (getattr(ops, f"keras_norm_{name}{part}")
+                                        for part in ("", "_input_grad", "_filter_grad"))
+
+    @tf.custom_gradient
+    def _conv(x, kernel):
+        def grad(dy):
+            return (input_grad(dy, kernel) if input_gradient else None), filter_grad(x, dy)
+
+        return forward(x, kernel), grad
+
+    return _conv(x, kernel)
+
+
 def conv3x3(x, kernel, input_gradient=True):
     """y = tf.nn.conv2d(x, kernel, 1, "VALID") for float32 (N, H, W, Ci) `x` and a (3, 3, Ci, Co) `kernel`,
     computed by the C++ kernel (kernels/conv3x3.cc), with its gradient.
 
     input_gradient=False: the gradient with respect to `x` is not computed (None), for a first layer whose
     input is the data. Requires `load()` to succeed."""
-    ops = load()
-
-    @tf.custom_gradient
-    def _conv(x, kernel):
-        def grad(dy):
-            dx = ops.keras_norm_conv3x3_input_grad(dy, kernel) if input_gradient else None
-            return dx, ops.keras_norm_conv3x3_filter_grad(x, dy)
-
-        return ops.keras_norm_conv3x3(x, kernel), grad
-
-    return _conv(x, kernel)
+    return _convolution("conv3x3", x, kernel, input_gradient)
 
 
 def conv1x1(x, kernel, input_gradient=True):
-    """y = tf.nn.conv2d(x, kernel, 1, "VALID") for float32 (N, H, W, Ci) `x` and a (1, 1, Ci, Co) `kernel`, computed
-    by the C++ kernel (kernels/conv1x1.cc), with its gradient (input_gradient=False: none with respect to `x`).
-    Requires `load()` to succeed."""
-    ops = load()
-
-    @tf.custom_gradient
-    def _conv(x, kernel):
-        def grad(dy):
-            dx = ops.keras_norm_conv1x1_input_grad(dy, kernel) if input_gradient else None
-            return dx, ops.keras_norm_conv1x1_filter_grad(x, dy)
-
-        return ops.keras_norm_conv1x1(x, kernel), grad
-
-    return _conv(x, kernel)
+    """The same for a (1, 1, Ci, Co) `kernel`, computed by kernels/conv1x1.cc."""
+    return _convolution("conv1x1", x, kernel, input_gradient)
 
 
 def affine_transform(images, transforms, fill_value):

@@ -17,28 +17,16 @@
 
 #pragma GCC optimize("fp-contract=off")
 
-#include <algorithm>
 #include <cmath>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "common.h"
 
 namespace keras_norm {
 namespace {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
 
 struct Image {
   const float* data;
@@ -124,18 +112,6 @@ KN_AVX512 void TransformImage1(const Image& in, const float* t, float* out) {
 }
 #endif
 
-bool HasAvx512() {
-#if defined(__x86_64__)
-  static const bool forced_off = std::getenv("KERAS_NORM_CONV_ISA") != nullptr &&
-                                 std::strcmp(std::getenv("KERAS_NORM_CONV_ISA"), "baseline") == 0;
-  static const bool has = !forced_off && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-  return has;
-#else
-  return false;
-#endif
-}
-
 void Transform(const Image& in, const float* t, float* out) {
 #if defined(__x86_64__)
   if (in.c == 1 && in.h * in.w < (int64_t{1} << 31) && HasAvx512()) return TransformImage1(in, t, out);
@@ -167,8 +143,7 @@ class AffineTransformOp : public OpKernel {
     const float* t = transforms.flat<float>().data();
     const bool shared = transforms.dim_size(0) == 1;
     float* out = output->flat<float>().data();
-    auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-    ::tensorflow::Shard(workers->NumThreads(), workers, n, 40 * in.h * in.w, [&](int64_t begin, int64_t end) {
+    ForEachExample(ctx, n, 40 * in.h * in.w, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         Image image = in;
         image.data += i * size;

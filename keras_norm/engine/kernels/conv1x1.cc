@@ -9,25 +9,12 @@
 // Examples are spread over TensorFlow's intra-op threads; dw is summed per example, then over examples in
 // example order: the same bits whatever the number of threads.
 
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <functional>
 #include <vector>
 
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "common.h"
 
 namespace keras_norm {
 namespace {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
 
 // out (P x M) = a (P x K) b (K x M), any widths.
 void RowsTimes(const float* a, const float* b, int64_t rows, int64_t k, int64_t m, float* out) {
@@ -82,13 +69,6 @@ void Product(const float* a, const float* b, int64_t rows, int64_t k, int64_t m,
 void ProductTransposed(const float* a, const float* b, int64_t rows, int64_t k, int64_t m, float* part) {
   if (k == 16 && m == 8) return TransposeTimesV<16, 8>(a, b, rows, part);
   TransposeTimes(a, b, rows, k, m, part);
-}
-
-// Runs fn(begin, end) over ranges of the n examples on TensorFlow's intra-op threads.
-void ForEachExample(OpKernelContext* ctx, int64_t n, int64_t cost_per_example,
-                    const std::function<void(int64_t, int64_t)>& fn) {
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  ::tensorflow::Shard(workers->NumThreads(), workers, n, cost_per_example, fn);
 }
 
 bool IsKernel(const Tensor& w) { return w.dims() == 4 && w.dim_size(0) == 1 && w.dim_size(1) == 1; }
@@ -160,10 +140,7 @@ class Conv1x1FilterGradOp : public OpKernel {
       for (int64_t i = begin; i < end; ++i)
         ProductTransposed(x + i * rows * ci, dy + i * rows * co, rows, ci, co, parts + i * size);
     });
-    float* dw = dw_t->flat<float>().data();
-    std::fill(dw, dw + size, 0.f);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < size; ++j) dw[j] += parts[i * size + j];
+    SumInOrder(parts, n, size, dw_t->flat<float>().data());
   }
 };
 

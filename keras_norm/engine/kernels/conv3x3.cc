@@ -16,29 +16,16 @@
 // Examples are spread over TensorFlow's intra-op threads. dw is summed per example, then over examples
 // in example order: the same bits whatever the number of threads.
 
-#include <algorithm>
-#include <cstdlib>
-#include <cstring>
-#include <functional>
 #include <vector>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "common.h"
 
 namespace keras_norm {
 namespace {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
 
 #define KN_INLINE inline __attribute__((always_inline))
 
@@ -267,19 +254,6 @@ void ForwardPairs8(const float* x, int64_t h, int64_t w, int64_t pad, const floa
 }
 #endif
 
-// KERAS_NORM_CONV_ISA=baseline forces the baseline code (to test it on an AVX-512 machine).
-bool HasAvx512() {
-#if defined(__x86_64__)
-  static const bool forced_off = std::getenv("KERAS_NORM_CONV_ISA") != nullptr &&
-                                 std::strcmp(std::getenv("KERAS_NORM_CONV_ISA"), "baseline") == 0;
-  static const bool has = !forced_off && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-  return has;
-#else
-  return false;
-#endif
-}
-
 void Forward(const float* x, const float* w, const Shape& s, float* y) {
   if (s.co != 8 && s.co != 16) return ForwardScalar(x, w, s, y);
 #if defined(__x86_64__)
@@ -308,13 +282,6 @@ void FilterGrad(const float* x, const float* dy, const Shape& s, float* dw) {
   if (HasAvx512()) return FilterGradAvx512(x, dy, s, dw);
 #endif
   FilterGradBaseline(x, dy, s, dw);
-}
-
-// Runs fn(begin, end) over ranges of the n examples on TensorFlow's intra-op threads.
-void ForEachExample(OpKernelContext* ctx, int64_t n, int64_t cost_per_example,
-                    const std::function<void(int64_t, int64_t)>& fn) {
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  ::tensorflow::Shard(workers->NumThreads(), workers, n, cost_per_example, fn);
 }
 
 ::tensorflow::Status CheckKernel(const Tensor& w, int64_t ci) {
@@ -405,10 +372,7 @@ class Conv3x3FilterGradOp : public OpKernel {
       for (int64_t i = begin; i < end; ++i)
         FilterGrad(x + i * s.h * s.w * s.ci, dy + i * s.oh() * s.ow() * s.co, s, parts + i * size);
     });
-    float* dw = dw_t->flat<float>().data();
-    std::fill(dw, dw + size, 0.f);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t k = 0; k < size; ++k) dw[k] += parts[i * size + k];
+    SumInOrder(parts, n, size, dw_t->flat<float>().data());
   }
 };
 

@@ -17,26 +17,14 @@
 // Examples are spread over TensorFlow's intra-op threads; per-example sums are added in example order,
 // so results do not depend on the number of threads.
 
-#include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <functional>
 #include <limits>
 #include <vector>
 
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "common.h"
 
 namespace keras_norm {
 namespace {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
 
 // Eight floats, one AVX register (GCC/Clang vector extension; SSE or scalar code on other targets).
 typedef float v8 __attribute__((vector_size(32)));
@@ -188,8 +176,7 @@ void ForEachExample(OpKernelContext* ctx, const Layout& l, int64_t cost_per_valu
     fn(0, l.n);
     return;
   }
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  ::tensorflow::Shard(workers->NumThreads(), workers, l.n, l.hw * l.c * cost_per_value, fn);
+  ForEachExample(ctx, l.n, l.hw * l.c * cost_per_value, fn);
 }
 
 // The statistics that examples [i0, i1) contribute to (one example's groups, or with batch statistics all
