@@ -5,7 +5,8 @@ angles and builds one transform per image; TensorFlow's ImageProjectiveTransform
 value on its own, on the same two cores that train (most of the pipeline's 1.3 ms of op time per step in
 docs/performance.md's profile). `FastRandomRotation` keeps all of Keras's layer (the random draws, the
 transforms) and hands only that last op to `native.affine_transform` (kernels/affine.cc): the same float
-operations, so the same values bit for bit (tests/test_rotation.py), in a fraction of the time (0.3 ms).
+operations, so the same values bit for bit (tests/test_rotation.py); the pipeline's op time per step then
+falls to 0.3 ms.
 
 It applies to bilinear interpolation with a constant fill, channels-last float32 batches, on the CPU; anything
 else, or no C++ compiler, runs Keras's own code.
