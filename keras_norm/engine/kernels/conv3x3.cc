@@ -7,9 +7,10 @@
 //   dx[n, i, j, c]    = sum_{a, b, o} dy[n, i-a, j-b, o] * w[a, b, c, o]   (dy is zero outside its range)
 //   dw[a, b, c, o]    = sum_{n, i, j} x[n, i+a, j+b, c] * dy[n, i, j, o]
 // dx is the forward convolution of dy, zero-padded by 2, with the kernel flipped in (a, b) and its
-// channel axes swapped, so one routine computes both. Output channels (8 or 16) sit in one vector; a
-// block of output positions is computed at once so that each weight vector loaded serves several
-// fused multiply-adds whose other operand is an input value broadcast from memory. Other channel
+// channel axes swapped, so one routine computes both (skipping the kernel rows that would read only the
+// padding's zero rows). Output channels (8 or 16) sit in one vector; a block of up to 14 output positions
+// (a row split into nearly equal blocks) is computed at once so that each weight vector loaded serves
+// that many fused multiply-adds whose other operand is an input value broadcast from memory. Other channel
 // counts take scalar loops. The vector code is compiled twice, for AVX-512 and for the baseline set,
 // and chosen at run time (compiling TensorFlow's headers with -march=native breaks).
 //
@@ -29,12 +30,31 @@ namespace {
 
 #define KN_INLINE inline __attribute__((always_inline))
 
-// One example's shape: an input of h x w positions and ci channels, co output channels.
+// One example's shape: an input of h x w positions and ci channels, co output channels. The input's first
+// and last `pad` rows are zeros (the padding of dy for dx): the kernel rows that would read only them are
+// skipped.
 struct Shape {
-  int64_t h, w, ci, co;
+  int64_t h, w, ci, co, pad = 0;
   int64_t oh() const { return h - 2; }
   int64_t ow() const { return w - 2; }
+  int64_t first_row(int64_t i) const { return std::max<int64_t>(0, pad - i); }   // kernel rows [first, last)
+  int64_t last_row(int64_t i) const { return std::min<int64_t>(3, h - pad - i); }  // of output row i
 };
+
+// The most output positions (or pairs of them) computed at once: accumulators held in registers.
+constexpr int64_t kMostBlockAvx512 = 14, kMostBlockBaseline = 8;
+
+// The start of the k-th of `count` nearly equal blocks that [0, n) splits into.
+KN_INLINE int64_t BlockStart(int64_t n, int64_t count, int64_t k) { return n * k / count; }
+
+// Expands to call(b) for the block size b = n (1 <= n <= 14), a compile-time constant.
+#define KN_WITH_BLOCK(n, call)                                                                          \
+  switch (n) {                                                                                          \
+    case 1: call(1); break; case 2: call(2); break; case 3: call(3); break; case 4: call(4); break;     \
+    case 5: call(5); break; case 6: call(6); break; case 7: call(7); break; case 8: call(8); break;     \
+    case 9: call(9); break; case 10: call(10); break; case 11: call(11); break;                         \
+    case 12: call(12); break; case 13: call(13); break; case 14: call(14); break;                       \
+  }
 
 template <int CO>
 struct Vec {
@@ -58,7 +78,7 @@ KN_INLINE void ForwardBlock(const float* __restrict x, const float* __restrict w
   typedef typename Vec<CO>::type V;
   V acc[B];
   for (int b = 0; b < B; ++b) acc[b] = V{};
-  for (int a = 0; a < 3; ++a)
+  for (int64_t a = s.first_row(i); a < s.last_row(i); ++a)
     for (int k = 0; k < 3; ++k) {
       const float* xp = x + ((i + a) * s.w + j + k) * s.ci;
       const float* wp = w + (a * 3 + k) * s.ci * CO;
@@ -70,15 +90,17 @@ KN_INLINE void ForwardBlock(const float* __restrict x, const float* __restrict w
   for (int b = 0; b < B; ++b) StoreV<CO>(y + (i * s.ow() + j + b) * CO, acc[b]);
 }
 
-template <int CO>
+// Each row in nearly equal blocks of at most MOST positions.
+template <int CO, int MOST>
 KN_INLINE void ForwardExample(const float* x, const float* w, const Shape& s, float* y) {
-  for (int64_t i = 0; i < s.oh(); ++i) {
-    int64_t j = 0;
-    for (; j + 8 <= s.ow(); j += 8) ForwardBlock<CO, 8>(x, w, s, i, j, y);
-    if (j + 4 <= s.ow()) { ForwardBlock<CO, 4>(x, w, s, i, j, y); j += 4; }
-    if (j + 2 <= s.ow()) { ForwardBlock<CO, 2>(x, w, s, i, j, y); j += 2; }
-    if (j < s.ow()) ForwardBlock<CO, 1>(x, w, s, i, j, y);
-  }
+  const int64_t count = (s.ow() + MOST - 1) / MOST;
+  for (int64_t i = 0; i < s.oh(); ++i)
+    for (int64_t k = 0; k < count; ++k) {
+      const int64_t j = BlockStart(s.ow(), count, k);
+#define KN_CALL(b) ForwardBlock<CO, b>(x, w, s, i, j, y)
+      KN_WITH_BLOCK(BlockStart(s.ow(), count, k + 1) - j, KN_CALL)
+#undef KN_CALL
+    }
 }
 
 // dw of one example for input channels [c0, c0 + CB) and kernel row a: 3 x CB accumulators (kernel
@@ -146,8 +168,8 @@ void FilterGradScalar(const float* x, const float* dy, const Shape& s, float* dw
 // Entry points: the same inlined code compiled for AVX-512 and for the baseline instruction set.
 #define KN_ENTRY(name, target_attr)                                                                  \
   target_attr void Forward##name(const float* x, const float* w, const Shape& s, float* y) {          \
-    if (s.co == 16) ForwardExample<16>(x, w, s, y);                                                 \
-    else ForwardExample<8>(x, w, s, y);                                                             \
+    if (s.co == 16) ForwardExample<16, kMostBlock##name>(x, w, s, y);                               \
+    else ForwardExample<8, kMostBlock##name>(x, w, s, y);                                           \
   }                                                                                                 \
   target_attr void FilterGrad##name(const float* x, const float* dy, const Shape& s, float* dw) {    \
     if (s.co == 16) FilterGradExample<16>(x, dy, s, dw);                                            \
@@ -171,7 +193,7 @@ KN_AVX512 KN_INLINE void PairBlock(const float* __restrict pairs, const float* _
                                    int64_t i, int64_t j, float* __restrict out) {
   __m512 acc[B];
   for (int b = 0; b < B; ++b) acc[b] = _mm512_setzero_ps();
-  for (int a = 0; a < 3; ++a)
+  for (int64_t a = s.first_row(i); a < s.last_row(i); ++a)
     for (int k = 0; k < 3; ++k) {
       const float* pp = pairs + ((i + a) * s.w + j + k) * s.ci * 2;
       const float* wp = wdup + (a * 3 + k) * s.ci * 16;
@@ -229,14 +251,17 @@ KN_AVX512 void PairsForward8(const float* pairs, const float* w, const Shape& s,
   wdup.resize(9 * s.ci * 16);
   for (int64_t t = 0; t < 9 * s.ci; ++t)
     for (int o = 0; o < 16; ++o) wdup[t * 16 + o] = w[t * 8 + o / 2];
+  const int64_t pairs_in_row = s.ow() / 2, count = (pairs_in_row + kMostBlockAvx512 - 1) / kMostBlockAvx512;
   for (int64_t i = 0; i < s.oh(); ++i) {
-    int64_t j = 0;
     float* row = y + i * s.ow() * 8;
-    for (; j + 16 <= s.ow(); j += 16) PairBlock<8>(pairs, wdup.data(), s, i, j, row + j * 8);
-    if (j + 8 <= s.ow()) { PairBlock<4>(pairs, wdup.data(), s, i, j, row + j * 8); j += 8; }
-    if (j + 4 <= s.ow()) { PairBlock<2>(pairs, wdup.data(), s, i, j, row + j * 8); j += 4; }
-    if (j + 2 <= s.ow()) { PairBlock<1>(pairs, wdup.data(), s, i, j, row + j * 8); j += 2; }
-    if (j < s.ow()) {  // an odd last position: its pair's second half is outside the output
+    for (int64_t k = 0; k < count; ++k) {  // nearly equal blocks of at most kMostBlockAvx512 pairs
+      const int64_t j = 2 * BlockStart(pairs_in_row, count, k);
+#define KN_CALL(b) PairBlock<b>(pairs, wdup.data(), s, i, j, row + j * 8)
+      KN_WITH_BLOCK(BlockStart(pairs_in_row, count, k + 1) - j / 2, KN_CALL)
+#undef KN_CALL
+    }
+    if (s.ow() % 2) {
+      const int64_t j = s.ow() - 1;  // an odd last position: its pair's second half is outside the output
       float two[16];
       PairBlock<1>(pairs, wdup.data(), s, i, j, two);
       std::memcpy(row + j * 8, two, 8 * sizeof(float));
@@ -338,7 +363,7 @@ class Conv3x3InputGradOp : public OpKernel {
         for (int64_t c = 0; c < ci; ++c)
           for (int64_t o = 0; o < co; ++o)
             flipped[(((2 - a) * 3 + 2 - b) * co + o) * ci + c] = w[((a * 3 + b) * ci + c) * co + o];
-    const Shape s{oh + 4, ow + 4, co, ci};  // the padded dy as input, dx as output
+    const Shape s{oh + 4, ow + 4, co, ci, 2};  // the padded dy as input, dx as output
     const float* dy = dy_t.flat<float>().data();
     float* dx = dx_t->flat<float>().data();
     ForEachExample(ctx, n, (oh + 2) * (ow + 2) * ci * co * 9, [&](int64_t begin, int64_t end) {
