@@ -71,36 +71,45 @@ KN_INLINE typename Vec<CO>::type LoadV(const float* p) {
 template <int CO>
 KN_INLINE void StoreV(float* p, typename Vec<CO>::type v) { std::memcpy(p, &v, sizeof v); }
 
-// Output positions [j, j + B) of row i: B accumulators, each weight vector used B times.
-template <int CO, int B>
+// Output positions [j, j + B) of row i: B accumulators, each weight vector used B times. CI: the input
+// channels as a compile-time constant (the channel loop unrolls), or 0 for s.ci.
+template <int CO, int B, int CI>
 KN_INLINE void ForwardBlock(const float* __restrict x, const float* __restrict w, const Shape& s, int64_t i,
                             int64_t j, float* __restrict y) {
+  const int64_t ci = CI > 0 ? CI : s.ci;
   typedef typename Vec<CO>::type V;
   V acc[B];
   for (int b = 0; b < B; ++b) acc[b] = V{};
   for (int64_t a = s.first_row(i); a < s.last_row(i); ++a)
     for (int k = 0; k < 3; ++k) {
-      const float* xp = x + ((i + a) * s.w + j + k) * s.ci;
-      const float* wp = w + (a * 3 + k) * s.ci * CO;
-      for (int64_t c = 0; c < s.ci; ++c) {
+      const float* xp = x + ((i + a) * s.w + j + k) * ci;
+      const float* wp = w + (a * 3 + k) * ci * CO;
+      for (int64_t c = 0; c < ci; ++c) {
         const V wv = LoadV<CO>(wp + c * CO);
-        for (int b = 0; b < B; ++b) acc[b] += xp[b * s.ci + c] * wv;
+        for (int b = 0; b < B; ++b) acc[b] += xp[b * ci + c] * wv;
       }
     }
   for (int b = 0; b < B; ++b) StoreV<CO>(y + (i * s.ow() + j + b) * CO, acc[b]);
 }
 
 // Each row in nearly equal blocks of at most MOST positions.
-template <int CO, int MOST>
-KN_INLINE void ForwardExample(const float* x, const float* w, const Shape& s, float* y) {
+template <int CO, int MOST, int CI>
+KN_INLINE void ForwardExampleCi(const float* x, const float* w, const Shape& s, float* y) {
   const int64_t count = (s.ow() + MOST - 1) / MOST;
   for (int64_t i = 0; i < s.oh(); ++i)
     for (int64_t k = 0; k < count; ++k) {
       const int64_t j = BlockStart(s.ow(), count, k);
-#define KN_CALL(b) ForwardBlock<CO, b>(x, w, s, i, j, y)
+#define KN_CALL(b) ForwardBlock<CO, b, CI>(x, w, s, i, j, y)
       KN_WITH_BLOCK(BlockStart(s.ow(), count, k + 1) - j, KN_CALL)
 #undef KN_CALL
     }
+}
+
+template <int CO, int MOST>
+KN_INLINE void ForwardExample(const float* x, const float* w, const Shape& s, float* y) {
+  if (s.ci == 8) ForwardExampleCi<CO, MOST, 8>(x, w, s, y);
+  else if (s.ci == 16) ForwardExampleCi<CO, MOST, 16>(x, w, s, y);
+  else ForwardExampleCi<CO, MOST, 0>(x, w, s, y);
 }
 
 // dw of one example for input channels [c0, c0 + CB) and kernel row a: 3 x CB accumulators (kernel
@@ -187,21 +196,22 @@ KN_ENTRY(Baseline, )
 // interleaved channel by channel ([p0 c0, p1 c0, p0 c1, p1 c1, ...]): the input pair
 // (x[i][j][c], x[i][j+1][c]) is one 64-bit broadcast, and each weight appears twice in its vector.
 // `pairs` holds every such pair of the input, row by row (BuildPairs). Output positions [j, j + 2 B) of
-// row i go to out[0 : 16 B].
-template <int B>
+// row i go to out[0 : 16 B]. CI as in ForwardBlock.
+template <int B, int CI>
 KN_AVX512 KN_INLINE void PairBlock(const float* __restrict pairs, const float* __restrict wdup, const Shape& s,
                                    int64_t i, int64_t j, float* __restrict out) {
+  const int64_t ci = CI > 0 ? CI : s.ci;
   __m512 acc[B];
   for (int b = 0; b < B; ++b) acc[b] = _mm512_setzero_ps();
   for (int64_t a = s.first_row(i); a < s.last_row(i); ++a)
     for (int k = 0; k < 3; ++k) {
-      const float* pp = pairs + ((i + a) * s.w + j + k) * s.ci * 2;
-      const float* wp = wdup + (a * 3 + k) * s.ci * 16;
-      for (int64_t c = 0; c < s.ci; ++c) {
+      const float* pp = pairs + ((i + a) * s.w + j + k) * ci * 2;
+      const float* wp = wdup + (a * 3 + k) * ci * 16;
+      for (int64_t c = 0; c < ci; ++c) {
         const __m512 wv = _mm512_loadu_ps(wp + c * 16);
         for (int b = 0; b < B; ++b) {
           double pair;
-          std::memcpy(&pair, pp + (2 * b * s.ci + c) * 2, sizeof pair);
+          std::memcpy(&pair, pp + (2 * b * ci + c) * 2, sizeof pair);
           acc[b] = _mm512_fmadd_ps(_mm512_castpd_ps(_mm512_set1_pd(pair)), wv, acc[b]);
         }
       }
@@ -245,8 +255,8 @@ KN_AVX512 void BuildPairs(const float* __restrict x, int64_t h, int64_t w, int64
       }
 }
 
-// y (8 channels) of one example from the pairs of its input (s: the padded input's shape).
-KN_AVX512 void PairsForward8(const float* pairs, const float* w, const Shape& s, float* y) {
+template <int CI>
+KN_AVX512 KN_INLINE void PairsForward8Ci(const float* pairs, const float* w, const Shape& s, float* y) {
   static thread_local std::vector<float> wdup;
   wdup.resize(9 * s.ci * 16);
   for (int64_t t = 0; t < 9 * s.ci; ++t)
@@ -256,17 +266,25 @@ KN_AVX512 void PairsForward8(const float* pairs, const float* w, const Shape& s,
     float* row = y + i * s.ow() * 8;
     for (int64_t k = 0; k < count; ++k) {  // nearly equal blocks of at most kMostBlockAvx512 pairs
       const int64_t j = 2 * BlockStart(pairs_in_row, count, k);
-#define KN_CALL(b) PairBlock<b>(pairs, wdup.data(), s, i, j, row + j * 8)
+#define KN_CALL(b) PairBlock<b, CI>(pairs, wdup.data(), s, i, j, row + j * 8)
       KN_WITH_BLOCK(BlockStart(pairs_in_row, count, k + 1) - j / 2, KN_CALL)
 #undef KN_CALL
     }
     if (s.ow() % 2) {
       const int64_t j = s.ow() - 1;  // an odd last position: its pair's second half is outside the output
       float two[16];
-      PairBlock<1>(pairs, wdup.data(), s, i, j, two);
+      PairBlock<1, CI>(pairs, wdup.data(), s, i, j, two);
       std::memcpy(row + j * 8, two, 8 * sizeof(float));
     }
   }
+}
+
+// y (8 channels) of one example from the pairs of its input (s: the padded input's shape).
+KN_AVX512 void PairsForward8(const float* pairs, const float* w, const Shape& s, float* y) {
+  if (s.ci == 1) PairsForward8Ci<1>(pairs, w, s, y);
+  else if (s.ci == 8) PairsForward8Ci<8>(pairs, w, s, y);
+  else if (s.ci == 16) PairsForward8Ci<16>(pairs, w, s, y);
+  else PairsForward8Ci<0>(pairs, w, s, y);
 }
 
 // y (8 channels) of one example whose input is x (h x w x s.ci) zero-padded by `pad` (s: the padded shape).
