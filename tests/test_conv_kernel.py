@@ -16,9 +16,10 @@ from keras_norm.engine import bench_conv, conv, native
 from tests.test_native import HAS_COMPILER, failed_build, op_types
 
 # (H, W, Ci, Co): every 3x3 convolution of the default model, then odd ones (odd widths, the scalar loops
-# for output widths other than 8 and 16, one output row or column).
+# for output widths other than 8 and 16, one output row or column, a first layer of odd and of long rows).
 MODEL_SHAPES = [(28, 28, 1, 8), (26, 26, 8, 16), (12, 12, 8, 16), (10, 10, 16, 16), (8, 8, 16, 16)]
-ODD_SHAPES = [(7, 9, 3, 5), (5, 6, 16, 8), (4, 3, 8, 16), (3, 11, 16, 8), (9, 3, 2, 16), (6, 7, 24, 32)]
+ODD_SHAPES = [(7, 9, 3, 5), (5, 6, 16, 8), (4, 3, 8, 16), (3, 11, 16, 8), (9, 3, 2, 16), (6, 7, 24, 32),
+              (5, 9, 1, 8), (4, 37, 1, 8)]
 
 
 # (H, W, Ci, Co) of 1x1 convolutions: the model's transition, then the scalar loops' widths and a 1x1 image.

@@ -228,6 +228,21 @@ KN_AVX512 void BuildPairs(const float* __restrict x, int64_t h, int64_t w, int64
   auto at = [&](int64_t r, int64_t j, int64_t c) {
     return (r < 0 || r >= h || j < 0 || j >= w) ? 0.f : x[(r * w + j) * ci + c];
   };
+  if (ci == 1 && pad == 0) {  // the first layer's image: 16 columns at a time, (x[j], x[j + 1]) interleaved
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    auto mask = [](int64_t n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
+    for (int64_t r = 0; r < h; ++r)
+      for (int64_t j = 0; j < w; j += 16) {
+        const int64_t n = std::min<int64_t>(16, w - j);  // columns [j, j + n): their pairs
+        const __m512 a = _mm512_maskz_loadu_ps(mask(n), x + r * w + j);
+        const __m512 b = _mm512_maskz_loadu_ps(mask(w - j - 1), x + r * w + j + 1);  // zero past the row
+        float* p = pairs + (r * w + j) * 2;
+        _mm512_mask_storeu_ps(p, mask(2 * n), _mm512_permutex2var_ps(a, lo, b));
+        _mm512_mask_storeu_ps(p + 16, mask(2 * n - 16), _mm512_permutex2var_ps(a, hi, b));
+      }
+    return;
+  }
   if (ci % 16 != 0) {
     for (int64_t r = 0; r < ph; ++r)
       for (int64_t j = 0; j < pw; ++j)
@@ -287,6 +302,43 @@ KN_AVX512 void PairsForward8(const float* pairs, const float* w, const Shape& s,
   else PairsForward8Ci<0>(pairs, w, s, y);
 }
 
+// dw of one example with one input channel and eight output channels (the first layer), from the pairs of
+// its input: all nine taps in one pass, two output positions per vector. dy's channels at positions j and
+// j + 1 are interleaved ([dy(j, 0), dy(j + 1, 0), dy(j, 1), ...]) so that one 64-bit broadcast of the pair
+// (x[i + a][j + k], x[i + a][j + 1 + k]) multiplies each by its own input; even and odd lanes are added at
+// the end.
+KN_AVX512 void FilterGradPairs1x8(const float* __restrict pairs, const float* __restrict dy, const Shape& s,
+                                  float* __restrict dw) {
+  const __m512i interleave = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+  __m512 acc[9];
+  for (int t = 0; t < 9; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < s.oh(); ++i)
+    for (int64_t j = 0; j < s.ow(); j += 2) {
+      const float* g = dy + (i * s.ow() + j) * 8;  // an odd last position pairs with zeros
+      const __m512 both = j + 1 < s.ow() ? _mm512_loadu_ps(g) : _mm512_zextps256_ps512(_mm256_loadu_ps(g));
+      const __m512 gv = _mm512_permutexvar_ps(interleave, both);
+      for (int a = 0; a < 3; ++a)
+        for (int k = 0; k < 3; ++k) {
+          double pair;
+          std::memcpy(&pair, pairs + ((i + a) * s.w + j + k) * 2, sizeof pair);
+          acc[a * 3 + k] = _mm512_fmadd_ps(_mm512_castpd_ps(_mm512_set1_pd(pair)), gv, acc[a * 3 + k]);
+        }
+    }
+  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
+  for (int t = 0; t < 9; ++t) {  // lane 2c + lane 2c + 1 -> dw[t][c]
+    const __m512 sum = _mm512_add_ps(acc[t], _mm512_permute_ps(acc[t], 0xB1));
+    _mm256_storeu_ps(dw + t * 8, _mm512_castps512_ps256(_mm512_permutexvar_ps(evens, sum)));
+  }
+}
+
+// dw of the first layer (one input channel, eight output channels).
+void FilterGradPairs(const float* x, const float* dy, const Shape& s, float* dw) {
+  static thread_local std::vector<float> pairs;
+  pairs.resize(s.h * s.w * 2);
+  BuildPairs(x, s.h, s.w, 1, 0, pairs.data());
+  FilterGradPairs1x8(pairs.data(), dy, s, dw);
+}
+
 // y (8 channels) of one example whose input is x (h x w x s.ci) zero-padded by `pad` (s: the padded shape).
 void ForwardPairs8(const float* x, int64_t h, int64_t w, int64_t pad, const float* kernel, const Shape& s,
                    float* y) {
@@ -322,6 +374,7 @@ void InputGrad(const float* dy, const float* flipped, const Shape& s, float* dx)
 void FilterGrad(const float* x, const float* dy, const Shape& s, float* dw) {
   if (s.co != 8 && s.co != 16) return FilterGradScalar(x, dy, s, dw);
 #if defined(__x86_64__)
+  if (HasAvx512() && s.ci == 1 && s.co == 8) return FilterGradPairs(x, dy, s, dw);
   if (HasAvx512()) return FilterGradAvx512(x, dy, s, dw);
 #endif
   FilterGradBaseline(x, dy, s, dw);
