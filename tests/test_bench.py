@@ -73,7 +73,7 @@ class BenchHarnessTest(unittest.TestCase):
 
         from keras_norm import engine, pipeline
         from keras_norm import model as model_lib
-        from keras_norm.engine import bench_runs, conv, dropout
+        from keras_norm.engine import bench_runs, conv, dropout, pooling
 
         real = engine.accelerate
         with mock.patch.object(pipeline, "train_pipeline") as make_pipeline:
@@ -84,8 +84,8 @@ class BenchHarnessTest(unittest.TestCase):
         self.assertIs(engine.accelerate, real)
         make_pipeline.assert_called_once_with("dataset", 64, 0, fast=False)  # Keras's rotation
         kinds = {type(layer) for layer in before.layers}
-        self.assertFalse(kinds & {conv.FastConv2D, dropout.FastDropout})
-        self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout} <= kinds)
+        self.assertFalse(kinds & {conv.FastConv2D, dropout.FastDropout, pooling.FastMaxPooling2D})
+        self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout, keras.layers.MaxPooling2D} <= kinds)
 
     def test_parts_give_one_line_each_with_the_gain_of_having_it(self):
         from unittest import mock
@@ -101,14 +101,14 @@ class BenchHarnessTest(unittest.TestCase):
         with mock.patch.object(bench, "_time", timed):
             lines = bench.bench_norm("gn", dataset, steps=16, repeats=1, parts=True)
         self.assertEqual([line.get("without") for line in lines], [None, *paths.PARTS])
-        self.assertEqual([line["gain"] for line in lines[1:]], [1.0, 1.0, 1.0, 2.0])
+        self.assertEqual([line["gain"] for line in lines[1:]], [1.0, 1.0, 1.0, 1.0, 2.0])
 
     def test_each_path_leaves_out_what_it_says(self):
         import keras
 
         from keras_norm import engine
         from keras_norm import model as model_lib
-        from keras_norm.engine import conv, dropout, paths
+        from keras_norm.engine import conv, dropout, paths, pooling
 
         def kinds(**options):
             fast = engine.accelerate(model_lib.build_model("gn"), **options)
@@ -116,16 +116,20 @@ class BenchHarnessTest(unittest.TestCase):
 
         fast3, fast1 = (conv.FastConv2D.__name__, (3, 3)), (conv.FastConv2D.__name__, (1, 1))
         keras3, keras1 = (keras.layers.Conv2D.__name__, (3, 3)), (keras.layers.Conv2D.__name__, (1, 1))
-        fast_dropout = (dropout.FastDropout.__name__, ())
-        expected = {"conv3x3": ({keras3, fast1, fast_dropout}, True), "conv1x1": ({fast3, keras1, fast_dropout}, True),
-                    "dropout": ({fast3, fast1, ("Dropout", ())}, True), "rotation": ({fast3, fast1, fast_dropout}, False)}
+        fast_dropout, keras_dropout = (dropout.FastDropout.__name__, ()), ("Dropout", ())
+        fast_pool, keras_pool = (pooling.FastMaxPooling2D.__name__, ()), ("MaxPooling2D", ())
+        expected = {"conv3x3": ({keras3, fast1, fast_dropout, fast_pool}, True),
+                    "conv1x1": ({fast3, keras1, fast_dropout, fast_pool}, True),
+                    "dropout": ({fast3, fast1, keras_dropout, fast_pool}, True),
+                    "pooling": ({fast3, fast1, fast_dropout, keras_pool}, True),
+                    "rotation": ({fast3, fast1, fast_dropout, fast_pool}, False)}
         for part, (layers, rotation_kernel) in expected.items():
             with self.subTest(part=part):
                 options, rotates = paths.options(without=part)
                 self.assertLessEqual(layers, kinds(**options))
                 self.assertEqual(rotates, rotation_kernel)
         options, rotates = paths.options(before=True)
-        self.assertLessEqual({keras3, keras1, ("Dropout", ())}, kinds(**options))
+        self.assertLessEqual({keras3, keras1, keras_dropout, keras_pool}, kinds(**options))
         self.assertFalse(rotates)
 
     @unittest.skipUnless(HAS_COMPILER, "no C++ compiler: no conv kernel to stand in for")

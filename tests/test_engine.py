@@ -12,6 +12,7 @@ from keras_norm import model as model_lib
 from keras_norm.engine import fused, native
 from keras_norm.engine.conv import FastConv2D
 from keras_norm.engine.dropout import FastDropout
+from keras_norm.engine.pooling import FastMaxPooling2D
 
 
 def forward_backward(layer, x, dy, training):
@@ -138,7 +139,7 @@ class AccelerateTest(unittest.TestCase):
                     for g_model, g_fast in zip(*grads):
                         self.assertLess(relative_error(g_model, g_fast), 1e-3)
 
-    def test_only_norms_their_relus_convs_and_dropout_are_swapped(self):
+    def test_only_norms_their_relus_convs_dropout_and_pooling_are_swapped(self):
         for norm, ln_impl in (("bn", "group"), ("gn", "group"), ("ln", "layer")):
             with self.subTest(norm=norm, ln_impl=ln_impl):
                 model = model_lib.build_model(norm, ln_impl=ln_impl)
@@ -156,6 +157,8 @@ class AccelerateTest(unittest.TestCase):
                         self.assertEqual(after.input_gradient, before.name != "conv1")  # conv1 reads the data
                     elif isinstance(before, keras.layers.Dropout):
                         self.assertIsInstance(after, FastDropout)
+                    elif isinstance(before, keras.layers.MaxPooling2D):
+                        self.assertIsInstance(after, FastMaxPooling2D)
                     else:  # LayerNormalization and everything else stay Keras's own
                         self.assertIs(type(after), type(before))
 

@@ -6,7 +6,8 @@ group here) is replaced by a subclass that computes the same thing with faster o
 right after such a norm is folded into it (the norm layer applies the ReLU; an `Identity` takes the
 ReLU's place). Every 3x3 and 1x1 `keras.layers.Conv2D` becomes a `FastConv2D`, whose training convolutions
 (forward and both gradients) run a C++ kernel; the first convolution, fed by the data, skips its input
-gradient. Every `keras.layers.Dropout` becomes a `FastDropout` (the same mask, cheaper ops). The copy
+gradient. Every `keras.layers.Dropout` becomes a `FastDropout` (the same mask, cheaper ops), every
+`keras.layers.MaxPooling2D` a `FastMaxPooling2D` (a 2x2 pooling trains on a C++ kernel). The copy
 starts with the model's weights, in the same order, so `model.set_weights(fast.get_weights())` carries
 training back to the plain Keras model.
 
@@ -16,6 +17,7 @@ training back to the plain Keras model.
 * conv.py, kernels/conv3x3.cc, kernels/conv1x1.cc: `FastConv2D` and the direct 3x3 and 1x1 convolution
   kernels it trains with;
 * dropout.py: `FastDropout`, Keras's dropout mask applied as one multiply (its gradient too);
+* pooling.py, kernels/maxpool.cc: `FastMaxPooling2D` and the 2x2 max pooling kernel it trains with;
 * rotation.py, kernels/affine.cc: `FastRandomRotation`, the input pipeline's rotation (pipeline.py uses it
   with `--fast`), the same images as Keras's layer from a faster transform kernel;
 * bench.py: the benchmark that measures all of it against Keras's own layers.
@@ -27,7 +29,7 @@ Keras model computes (outputs, gradients, moving statistics).
 
 import keras
 
-from keras_norm.engine import conv, dropout, fused, native
+from keras_norm.engine import conv, dropout, fused, native, pooling
 
 CONV_SIZES = ((3, 3), (1, 1))  # the kernel sizes FastConv2D trains on C++ kernels
 NORM_CLASSES = {keras.layers.BatchNormalization: fused.FusedBatchNormalization,
@@ -69,13 +71,14 @@ def fed_by_data(model):
             and all(id(t) in inputs for node in layer._inbound_nodes for t in node.input_tensors)}
 
 
-def accelerate(model, native_kernel=True, conv_sizes=CONV_SIZES, fast_dropout=True):
-    """A copy of functional `model` with faster norm, conv and dropout layers (see the module doc), same weights.
+def accelerate(model, native_kernel=True, conv_sizes=CONV_SIZES, fast_dropout=True, fast_pooling=True):
+    """A copy of functional `model` with faster norm, conv, dropout and pooling layers (see the module doc), same
+    weights.
 
     `native_kernel=False` keeps the fast norm layers on TensorFlow ops (the benchmark's `fused_norm` lever);
-    Conv2D layers of other kernel sizes than `conv_sizes` stay Keras's, and so does Dropout with
-    `fast_dropout=False` (`conv_sizes=()` and no fast dropout: the path before issue 20, which the benchmark
-    compares)."""
+    Conv2D layers of other kernel sizes than `conv_sizes` stay Keras's, and so do Dropout with
+    `fast_dropout=False` and MaxPooling2D with `fast_pooling=False` (`conv_sizes=()` and neither: the path before
+    issue 20, which the benchmark compares)."""
     pairs = relu_after_norm(model)
     folded = set(pairs.values())
     first = fed_by_data(model)
@@ -91,6 +94,8 @@ def accelerate(model, native_kernel=True, conv_sizes=CONV_SIZES, fast_dropout=Tr
             return conv.FastConv2D(input_gradient=layer.name not in first, **layer.get_config())
         if fast_dropout and type(layer) is keras.layers.Dropout:
             return dropout.FastDropout.from_config(layer.get_config())
+        if fast_pooling and type(layer) is keras.layers.MaxPooling2D:
+            return pooling.FastMaxPooling2D.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
     copy = keras.models.clone_model(model, clone_function=swap)

@@ -1,5 +1,5 @@
-"""The project's C++ kernels (kernels/normalize.cc, conv3x3.cc, conv1x1.cc and affine.cc beside this file), built on
-first use.
+"""The project's C++ kernels (kernels/normalize.cc, conv3x3.cc, conv1x1.cc, maxpool.cc and affine.cc beside this
+file), built on first use.
 
 TensorFlow computes GroupNormalization (and LayerNormalization over (H, W, C), its groups = 1 case)
 as a chain of broadcasting element-wise ops, each a pass over the activations; on this project's
@@ -9,7 +9,8 @@ ReLU after it in two passes over the activations forward (statistics, then outpu
 (sums, then input gradient).
 
 The conv kernels (conv3x3.cc and conv1x1.cc, `conv3x3` and `conv1x1` below) compute the convolutions and their
-gradients; affine.cc (`affine_transform` below) the input pipeline's random rotations.
+gradients; maxpool.cc (`max_pool2x2`) the 2x2 max pooling and its gradient; affine.cc (`affine_transform` below)
+the input pipeline's random rotations.
 
 `load()` compiles them into one library against the installed TensorFlow with the system C++ compiler
 (the sources in parallel, 15-30 s, once: the library is cached under ~/.cache/keras_norm, keyed by
@@ -30,7 +31,7 @@ import threading
 import tensorflow as tf
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
-SOURCES = [os.path.join(KERNELS, name) for name in ("normalize.cc", "conv3x3.cc", "conv1x1.cc", "affine.cc")]
+SOURCES = [os.path.join(KERNELS, name) for name in ("normalize.cc", "conv3x3.cc", "conv1x1.cc", "affine.cc", "maxpool.cc")]
 HEADERS = [os.path.join(KERNELS, "common.h")]  # included by the sources: part of the cache key
 _state = {}  # "ops": the loaded module or None, "why": the reason it is None
 _lock = threading.Lock()  # mirrored replicas trace layers on several threads
@@ -194,6 +195,19 @@ def conv3x3(x, kernel, input_gradient=True):
 def conv1x1(x, kernel, input_gradient=True):
     """The same for a (1, 1, Ci, Co) `kernel`, computed by kernels/conv1x1.cc."""
     return _convolution("conv1x1", x, kernel, input_gradient)
+
+
+def max_pool2x2(x):
+    """keras.layers.MaxPooling2D(2)(x) for float32 (N, H, W, C) `x`: 2x2 windows, stride 2, VALID, computed by the
+    C++ kernel (kernels/maxpool.cc), with its gradient (to the first maximum of a window, as TensorFlow's).
+    Requires `load()` to succeed."""
+    ops = load()
+
+    @tf.custom_gradient
+    def _pool(x):
+        return ops.keras_norm_max_pool2x2(x), lambda dy: ops.keras_norm_max_pool2x2_grad(x, dy)
+
+    return _pool(x)
 
 
 def affine_transform(images, transforms, fill_value):
