@@ -8,10 +8,10 @@ For each norm it builds the project's default model four times with the same wei
   Keras defaults otherwise (same optimizer, loss and batch size as the project, one step per call);
 * project: the training path of `main.py`: the model after `engine.accelerate` (each norm and the
   ReLU after it as one C++ kernel, native.py; the 3x3 and 1x1 convolutions on the conv kernels, conv.py;
-  FastDropout), the tf.data pipeline of keras_norm/pipeline.py (shuffle, random rotation on the C++ kernel
-  of rotation.py, prefetch) and `steps_per_execution`;
-* before: the same path with Keras's Conv2D (TensorFlow's conv ops), Dropout and RandomRotation, as it was
-  when issue 20 was opened (paths.py): `step_speedup` = project / before, written per norm to
+  FastDropout; the max pooling kernel, pooling.py), the tf.data pipeline of keras_norm/pipeline.py (shuffle,
+  random rotation on the C++ kernel of rotation.py, prefetch) and `steps_per_execution`;
+* before: the same path with Keras's Conv2D (TensorFlow's conv ops), Dropout, MaxPooling2D and RandomRotation,
+  as it was when issue 20 was opened (paths.py): `step_speedup` = project / before, written per norm to
   `--bench_step_speedup=PATH` if given;
 * free_convs: the project's path with 3x3 convolutions that compute nothing (`_no_arithmetic_conv3x3`):
   `free_convs_step_speedup` = free_convs / before bounds what any convolution code could give.

@@ -28,8 +28,8 @@ EPOCHS = 2
 
 @contextlib.contextmanager
 def before_path():
-    """Runs trained inside use Keras's Conv2D, Dropout and RandomRotation (the engine's norms stay): the
-    training path as it was when issue 20 was opened, the benchmark's "before" (paths.py)."""
+    """Runs trained inside use Keras's Conv2D, Dropout, MaxPooling2D and RandomRotation (the engine's norms stay):
+    the training path as it was when issue 20 was opened, the benchmark's "before" (paths.py)."""
     accelerate, train_pipeline = engine.accelerate, pipeline.train_pipeline
     before, _ = paths.options(before=True)
     engine.accelerate = lambda model, **options: accelerate(model, **{**options, **before})

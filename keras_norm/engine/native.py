@@ -31,7 +31,8 @@ import threading
 import tensorflow as tf
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
-SOURCES = [os.path.join(KERNELS, name) for name in ("normalize.cc", "conv3x3.cc", "conv1x1.cc", "affine.cc", "maxpool.cc")]
+SOURCES = [os.path.join(KERNELS, name)
+           for name in ("normalize.cc", "conv3x3.cc", "conv1x1.cc", "affine.cc", "maxpool.cc")]
 HEADERS = [os.path.join(KERNELS, "common.h")]  # included by the sources: part of the cache key
 _state = {}  # "ops": the loaded module or None, "why": the reason it is None
 _lock = threading.Lock()  # mirrored replicas trace layers on several threads
