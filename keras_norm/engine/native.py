@@ -1,5 +1,5 @@
-"""The project's C++ kernels (kernels/normalize.cc, conv3x3.cc, conv1x1.cc, maxpool.cc and affine.cc beside this
-file), built on first use.
+"""The project's C++ kernels (kernels/normalize.cc, conv3x3.cc, conv1x1.cc, maxpool.cc, dropout.cc and affine.cc
+beside this file), built on first use.
 
 TensorFlow computes GroupNormalization (and LayerNormalization over (H, W, C), its groups = 1 case)
 as a chain of broadcasting element-wise ops, each a pass over the activations; on this project's
@@ -9,8 +9,8 @@ ReLU after it in two passes over the activations forward (statistics, then outpu
 (sums, then input gradient).
 
 The conv kernels (conv3x3.cc and conv1x1.cc, `conv3x3` and `conv1x1` below) compute the convolutions and their
-gradients; maxpool.cc (`max_pool2x2`) the 2x2 max pooling and its gradient; affine.cc (`affine_transform` below)
-the input pipeline's random rotations.
+gradients; maxpool.cc (`max_pool2x2`) the 2x2 max pooling and its gradient; dropout.cc (`dropout_mask`) Keras's
+dropout mask; affine.cc (`affine_transform` below) the input pipeline's random rotations.
 
 `load()` compiles them into one library against the installed TensorFlow with the system C++ compiler
 (the sources in parallel, 15-30 s, once: the library is cached under ~/.cache/keras_norm, keyed by
@@ -32,7 +32,7 @@ import tensorflow as tf
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
 SOURCES = [os.path.join(KERNELS, name)
-           for name in ("normalize.cc", "conv3x3.cc", "conv1x1.cc", "affine.cc", "maxpool.cc")]
+           for name in ("normalize.cc", "conv3x3.cc", "conv1x1.cc", "affine.cc", "maxpool.cc", "dropout.cc")]
 HEADERS = [os.path.join(KERNELS, "common.h")]  # included by the sources: part of the cache key
 _state = {}  # "ops": the loaded module or None, "why": the reason it is None
 _lock = threading.Lock()  # mirrored replicas trace layers on several threads
@@ -209,6 +209,15 @@ def max_pool2x2(x):
         return ops.keras_norm_max_pool2x2(x), lambda dy: ops.keras_norm_max_pool2x2_grad(x, dy)
 
     return _pool(x)
+
+
+def dropout_mask(shape, seed, rate):
+    """tf.cast(tf.random.stateless_uniform(shape, seed) >= rate, tf.float32) * float32(1 / (1 - rate)), the mask
+    of Keras's dropout, computed by the C++ kernel (kernels/dropout.cc) from TensorFlow's key and counter for
+    `seed` (an int32 [2] tensor). Requires `load()` to succeed."""
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+    return load().keras_norm_dropout_mask(shape, key, counter, tf.raw_ops.StatelessRandomGetAlg(), rate=rate,
+                                          scale=1 / (1 - rate))
 
 
 def affine_transform(images, transforms, fill_value):
