@@ -1,4 +1,4 @@
-// What the convolution and rotation kernels share: TensorFlow's op headers and names, spreading examples over
+// What the kernels share: TensorFlow's op headers and names, spreading examples (or other units of work) over
 // the intra-op threads, summing per-example parts in example order, and the run-time choice of instruction
 // set. Each kernel file includes it once; everything here is internal to that file.
 
