@@ -16,7 +16,8 @@ training back to the plain Keras model.
   activations each way, compiled on first use; without a compiler the fused TensorFlow ops are used;
 * conv.py, kernels/conv3x3.cc, kernels/conv1x1.cc: `FastConv2D` and the direct 3x3 and 1x1 convolution
   kernels it trains with;
-* dropout.py: `FastDropout`, Keras's dropout mask applied as one multiply (its gradient too);
+* dropout.py, kernels/dropout.cc: `FastDropout`, Keras's dropout mask (drawn by one op) applied as one multiply
+  (its gradient too);
 * pooling.py, kernels/maxpool.cc: `FastMaxPooling2D` and the 2x2 max pooling kernel it trains with;
 * rotation.py, kernels/affine.cc: `FastRandomRotation`, the input pipeline's rotation (pipeline.py uses it
   with `--fast`), the same images as Keras's layer from a faster transform kernel;

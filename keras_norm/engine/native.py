@@ -13,7 +13,7 @@ gradients; maxpool.cc (`max_pool2x2`) the 2x2 max pooling and its gradient; drop
 dropout mask; affine.cc (`affine_transform` below) the input pipeline's random rotations.
 
 `load()` compiles them into one library against the installed TensorFlow with the system C++ compiler
-(the sources in parallel, 15-30 s, once: the library is cached under ~/.cache/keras_norm, keyed by
+(the sources in parallel, about 45 s on 2 cores, once: the library is cached under ~/.cache/keras_norm, keyed by
 the sources, TensorFlow's version and the compiler commands) and returns the op module, or None when it
 cannot be built (no compiler, a non-x86 TensorFlow build, ...); callers then fall back to TensorFlow ops,
 and `why_not()` says why. Set KERAS_NORM_NATIVE=0 to never build or use it.
