@@ -72,11 +72,12 @@ class ConvKernelTest(unittest.TestCase):
                     self.assertLessEqual(relative_error(got.numpy(), want.numpy()), 1e-5, name)
 
     def test_the_baseline_instruction_set_matches_tensorflow_too(self):
-        """This machine has AVX-512; the code other CPUs run is forced in a fresh process (one for the conv
-        and the rotation kernels: tests/test_rotation.py's cases must give TensorFlow's images bit for bit)."""
+        """This machine has AVX-512; the code other CPUs run is forced in a fresh process (one for the 3x3, the
+        model's 1x1 and the rotation kernels: tests/test_rotation.py's cases must give TensorFlow's images bit for
+        bit)."""
         script = ("import numpy as np; from tests import test_conv_kernel as t, test_rotation\n"
-                  "for s in t.MODEL_SHAPES + t.ODD_SHAPES[:2]:\n"
-                  "    x, k, dy = t.random_case(s)\n"
+                  "for s, size in [(s, 3) for s in t.MODEL_SHAPES + t.ODD_SHAPES[:2]] + [(t.SHAPES_1X1[0], 1)]:\n"
+                  "    x, k, dy = t.random_case(s, size=size)\n"
                   "    errors = [t.relative_error(a.numpy(), b.numpy())\n"
                   "              for a, b in zip(t.kernel_conv(x, k, dy), t.tensorflow_conv(x, k, dy))]\n"
                   "    assert max(errors) <= 1e-5, (s, errors)\n"
