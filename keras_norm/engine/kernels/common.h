@@ -19,6 +19,11 @@
 namespace keras_norm {
 namespace {
 
+#define KN_INLINE inline __attribute__((always_inline))
+// The AVX-512 (and FMA) code of the conv kernels, chosen at run time; affine.cc has its own, without FMA, so that
+// its arithmetic stays TensorFlow's.
+#define KN_AVX512_FMA __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+
 using ::tensorflow::OpKernel;
 using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;

@@ -22,8 +22,6 @@
 namespace keras_norm {
 namespace {
 
-#define KN_INLINE inline __attribute__((always_inline))
-#define KN_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
 
 // out (P x M) = a (P x K) b (K x M), any widths.
 void RowsTimes(const float* a, const float* b, int64_t rows, int64_t k, int64_t m, float* out) {
@@ -87,13 +85,13 @@ void TransposeTimesV(const float* a, const float* b, int64_t rows, float* part) 
 
 #if defined(__x86_64__)
 // The transition's input gradient with its 16 channels in one AVX-512 register.
-KN_AVX512 void RowsTimes8x16Avx512(const float* a, const float* b, int64_t rows, float* out) {
+KN_AVX512_FMA void RowsTimes8x16Avx512(const float* a, const float* b, int64_t rows, float* out) {
   RowsTimesV<8, 16, false>(a, b, rows, out);
 }
 
 // The transition's dw (16 x 8) as its transpose: acc[j] (the 16 input channels of output channel j) += b[p][j] *
 // a's row p, each sum in position order as TransposeTimesV's.
-KN_AVX512 void TransposeTimes16x8Avx512(const float* a, const float* b, int64_t rows, float* part) {
+KN_AVX512_FMA void TransposeTimes16x8Avx512(const float* a, const float* b, int64_t rows, float* part) {
   __m512 acc[8];
   for (int j = 0; j < 8; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t p = 0; p < rows; ++p) {

@@ -28,8 +28,6 @@
 namespace keras_norm {
 namespace {
 
-#define KN_INLINE inline __attribute__((always_inline))
-
 // One example's shape: an input of h x w positions and ci channels, co output channels. The input's first
 // and last `pad` rows are zeros (the padding of dy for dx): the kernel rows that would read only them are
 // skipped.
@@ -172,7 +170,6 @@ void FilterGradScalar(const float* x, const float* dy, const Shape& s, float* dw
           }
 }
 
-#define KN_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
 
 // Entry points: the same inlined code compiled for AVX-512 and for the baseline instruction set.
 #define KN_ENTRY(name, target_attr)                                                                  \
@@ -186,7 +183,7 @@ void FilterGradScalar(const float* x, const float* dy, const Shape& s, float* dw
   }
 
 #if defined(__x86_64__)
-KN_ENTRY(Avx512, KN_AVX512)
+KN_ENTRY(Avx512, KN_AVX512_FMA)
 #endif
 KN_ENTRY(Baseline, )
 #undef KN_ENTRY
@@ -198,7 +195,7 @@ KN_ENTRY(Baseline, )
 // `pairs` holds every such pair of the input, row by row (BuildPairs). Output positions [j, j + 2 B) of
 // row i go to out[0 : 16 B]. CI as in ForwardBlock.
 template <int B, int CI>
-KN_AVX512 KN_INLINE void PairBlock(const float* __restrict pairs, const float* __restrict wdup, const Shape& s,
+KN_AVX512_FMA KN_INLINE void PairBlock(const float* __restrict pairs, const float* __restrict wdup, const Shape& s,
                                    int64_t i, int64_t j, float* __restrict out) {
   const int64_t ci = CI > 0 ? CI : s.ci;
   __m512 acc[B];
@@ -222,7 +219,7 @@ KN_AVX512 KN_INLINE void PairBlock(const float* __restrict pairs, const float* _
 
 // pairs[r][j][c] = (x[r - pad][j - pad][c], x[r - pad][j + 1 - pad][c]), zero outside x: the pairs of x
 // (h x w x ci) padded by `pad`, (h + 2 pad) x (w + 2 pad) of them per channel (the last of a row ends in 0).
-KN_AVX512 void BuildPairs(const float* __restrict x, int64_t h, int64_t w, int64_t ci, int64_t pad,
+KN_AVX512_FMA void BuildPairs(const float* __restrict x, int64_t h, int64_t w, int64_t ci, int64_t pad,
                           float* __restrict pairs) {
   const int64_t ph = h + 2 * pad, pw = w + 2 * pad;
   auto at = [&](int64_t r, int64_t j, int64_t c) {
@@ -271,7 +268,7 @@ KN_AVX512 void BuildPairs(const float* __restrict x, int64_t h, int64_t w, int64
 }
 
 template <int CI>
-KN_AVX512 KN_INLINE void PairsForward8Ci(const float* pairs, const float* w, const Shape& s, float* y) {
+KN_AVX512_FMA KN_INLINE void PairsForward8Ci(const float* pairs, const float* w, const Shape& s, float* y) {
   static thread_local std::vector<float> wdup;
   wdup.resize(9 * s.ci * 16);
   for (int64_t t = 0; t < 9 * s.ci; ++t)
@@ -295,7 +292,7 @@ KN_AVX512 KN_INLINE void PairsForward8Ci(const float* pairs, const float* w, con
 }
 
 // y (8 channels) of one example from the pairs of its input (s: the padded input's shape).
-KN_AVX512 void PairsForward8(const float* pairs, const float* w, const Shape& s, float* y) {
+KN_AVX512_FMA void PairsForward8(const float* pairs, const float* w, const Shape& s, float* y) {
   if (s.ci == 1) PairsForward8Ci<1>(pairs, w, s, y);
   else if (s.ci == 8) PairsForward8Ci<8>(pairs, w, s, y);
   else if (s.ci == 16) PairsForward8Ci<16>(pairs, w, s, y);
@@ -307,7 +304,7 @@ KN_AVX512 void PairsForward8(const float* pairs, const float* w, const Shape& s,
 // j + 1 are interleaved ([dy(j, 0), dy(j + 1, 0), dy(j, 1), ...]) so that one 64-bit broadcast of the pair
 // (x[i + a][j + k], x[i + a][j + 1 + k]) multiplies each by its own input; even and odd lanes are added at
 // the end.
-KN_AVX512 void FilterGradPairs1x8(const float* __restrict pairs, const float* __restrict dy, const Shape& s,
+KN_AVX512_FMA void FilterGradPairs1x8(const float* __restrict pairs, const float* __restrict dy, const Shape& s,
                                   float* __restrict dw) {
   const __m512i interleave = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
   __m512 acc[9];

@@ -14,7 +14,6 @@
 namespace keras_norm {
 namespace {
 
-#define KN_INLINE inline __attribute__((always_inline))
 
 // One example's shape: h x w positions of c channels in, (h / 2) x (w / 2) out.
 struct PoolShape {
@@ -61,11 +60,8 @@ void PoolExample(const float* __restrict x, const PoolShape& s, float* __restric
       int64_t k = 0;
       i8 c1, c2, c3;
       for (; k + 8 <= s.c; k += 8) Store(out + k, Maximum<v8>(win, k, &c1, &c2, &c3));
-      for (; k < s.c; ++k) {
-        bool b1, b2, b3;
-        const float m = Maximum<float>(win, k, &b1, &b2, &b3);
-        out[k] = m;
-      }
+      bool b1, b2, b3;
+      for (; k < s.c; ++k) out[k] = Maximum<float>(win, k, &b1, &b2, &b3);
     }
 }
 
@@ -98,7 +94,8 @@ void PoolGradExample(const float* __restrict x, const float* __restrict dy, cons
 }
 
 ::tensorflow::Status CheckInput(const Tensor& x) {
-  if (x.dims() != 4) return ::tensorflow::errors::InvalidArgument("x must be 4-D (N, H, W, C), got ", x.shape().DebugString());
+  if (x.dims() != 4)
+    return ::tensorflow::errors::InvalidArgument("x must be 4-D (N, H, W, C), got ", x.shape().DebugString());
   return ::tensorflow::OkStatus();
 }
 
