@@ -4,9 +4,9 @@
 //
 // u is computed as TensorFlow's own kernel computes it, with TensorFlow's own generator and distribution
 // (tensorflow/core/lib/random): Philox seeded by (key, counter), element k the (k mod 4)-th float of the
-// generator's output after skipping k / 4 outputs. TensorFlow's op draws u on one thread and the dropout then
-// needs a compare, a cast and a multiply over it; here the groups of four are spread over the intra-op threads
-// and written as the mask directly. Same values (tests/test_engine.py compares FastDropout with Keras's Dropout
+// generator's output after skipping k / 4 outputs. With TensorFlow's op the dropout then needs a compare, a cast
+// and a multiply over u, each a pass; here the groups of four are spread over the intra-op threads and written as
+// the mask directly. Same values (tests/test_engine.py compares FastDropout with Keras's Dropout
 // bit for bit).
 
 #include "common.h"
