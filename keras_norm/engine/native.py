@@ -13,12 +13,14 @@ gradients; maxpool.cc (`max_pool2x2`) the 2x2 max pooling and its gradient; drop
 dropout mask; affine.cc (`affine_transform` below) the input pipeline's random rotations.
 
 `load()` compiles them into one library against the installed TensorFlow with the system C++ compiler
-(the sources in parallel, about 45 s on 2 cores, once: the library is cached under ~/.cache/keras_norm, keyed by
-the sources, TensorFlow's version and the compiler commands) and returns the op module, or None when it
-cannot be built (no compiler, a non-x86 TensorFlow build, ...); callers then fall back to TensorFlow ops,
-and `why_not()` says why. Set KERAS_NORM_NATIVE=0 to never build or use it.
+(two translation units in parallel, about 30 s on 2 cores, once: the library is cached under ~/.cache/keras_norm, keyed by
+the sources, TensorFlow's version and the compiler commands, and processes that start together build it once)
+and returns the op module, or None when it cannot be built (no compiler, a non-x86 TensorFlow build, ...);
+callers then fall back to TensorFlow ops, and `why_not()` says why. Set KERAS_NORM_NATIVE=0 to never build or use it.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import platform
@@ -31,8 +33,10 @@ import threading
 import tensorflow as tf
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
-SOURCES = [os.path.join(KERNELS, name)
-           for name in ("normalize.cc", "conv3x3.cc", "conv1x1.cc", "affine.cc", "maxpool.cc", "dropout.cc")]
+# The translation units, compiled in parallel. Parsing TensorFlow's headers takes about 7 s per unit, so the
+# small kernels share one; conv3x3.cc, whose own code takes about 17 s to compile, is the other.
+UNITS = {"conv3x3": ["conv3x3.cc"], "kernels": ["normalize.cc", "conv1x1.cc", "affine.cc", "maxpool.cc", "dropout.cc"]}
+SOURCES = [os.path.join(KERNELS, name) for names in UNITS.values() for name in names]
 HEADERS = [os.path.join(KERNELS, "common.h")]  # included by the sources: part of the cache key
 _state = {}  # "ops": the loaded module or None, "why": the reason it is None
 _lock = threading.Lock()  # mirrored replicas trace layers on several threads
@@ -51,9 +55,10 @@ def _commands(folder):
     flags = ["-fPIC", "-O3", "-w"]
     if platform.machine() in ("x86_64", "AMD64") and _cpu_has("avx2") and _cpu_has("fma"):
         flags += ["-mavx2", "-mfma"]  # not -march=native: TensorFlow's Eigen headers break under AVX512-FP16
-    objects = [os.path.join(folder, os.path.basename(src) + ".o") for src in SOURCES]
+    units = [os.path.join(folder, f"{unit}.cc") for unit in UNITS]  # each #includes its sources (_write_units)
+    objects = [os.path.join(folder, f"{unit}.o") for unit in UNITS]
     compiles = [[compiler, *flags, "-c", src, "-o", obj, *tf.sysconfig.get_compile_flags()]
-                for src, obj in zip(SOURCES, objects)]
+                for src, obj in zip(units, objects)]
     link = [compiler, "-shared", *objects, "-o", os.path.join(folder, "kernels.so"), *tf.sysconfig.get_link_flags()]
     return compiles, link
 
@@ -88,22 +93,44 @@ def _run_all(commands):
 def _build():
     compiles, link = _commands("BUILD")
     path = _library_path([*compiles, link])  # the key names no temporary folder
-    if not os.path.exists(path):
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        except OSError:  # no writable home: build in the temporary directory instead
-            path = os.path.join(tempfile.gettempdir(), f"keras_norm-{os.getuid()}", os.path.basename(path))
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        # Build beside the cache entry and rename it into place: concurrent runs never see half a file.
-        folder = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(path))
-        try:
-            compiles, link = _commands(folder)
-            _run_all(compiles)  # the sources compile in parallel: the TensorFlow headers dominate each
-            _run_all([link])
-            os.replace(os.path.join(folder, "kernels.so"), path)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    if os.path.exists(path):
+        return path
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError:  # no writable home: build in the temporary directory instead
+        path = os.path.join(tempfile.gettempdir(), f"keras_norm-{os.getuid()}", os.path.basename(path))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    # Processes starting together (a suite's runs, parallel tests) build once: the others wait for the lock.
+    with _exclusive(path + ".lock"):
+        if not os.path.exists(path):
+            # Build beside the cache entry and rename it into place: no process ever sees half a file.
+            folder = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(path))
+            try:
+                compiles, link = _commands(folder)
+                _write_units(folder)
+                _run_all(compiles)
+                _run_all([link])
+                os.replace(os.path.join(folder, "kernels.so"), path)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
     return path
+
+
+def _write_units(folder):
+    for unit, names in UNITS.items():
+        with open(os.path.join(folder, f"{unit}.cc"), "w") as f:
+            f.writelines(f'#include "{os.path.join(KERNELS, name)}"\n' for name in names)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path):
+    """Holds an exclusive lock on `lock_path` (the system releases it if the process dies)."""
+    with open(lock_path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def load():
