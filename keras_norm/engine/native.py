@@ -12,15 +12,15 @@ The conv kernels (conv3x3.cc and conv1x1.cc, `conv3x3` and `conv1x1` below) comp
 gradients; maxpool.cc (`max_pool2x2`) the 2x2 max pooling and its gradient; dropout.cc (`dropout_mask`) Keras's
 dropout mask; affine.cc (`affine_transform` below) the input pipeline's random rotations.
 
-`load()` compiles them into one library against the installed TensorFlow with the system C++ compiler
-(two translation units in parallel, about 30 s on 2 cores, once: the library is cached under ~/.cache/keras_norm, keyed by
-the sources, TensorFlow's version and the compiler commands, and processes that start together build it once)
+`load()` compiles them into one library against the installed TensorFlow with the system C++ compiler (two
+translation units in parallel, about 30 s on 2 cores, once: the library is cached under ~/.cache/keras_norm, keyed
+by the sources, TensorFlow's version and the compiler commands, and processes that start together build it once)
 and returns the op module, or None when it cannot be built (no compiler, a non-x86 TensorFlow build, ...);
-callers then fall back to TensorFlow ops, and `why_not()` says why. Set KERAS_NORM_NATIVE=0 to never build or use it.
+callers then fall back to TensorFlow ops, and `why_not()` says why. Set KERAS_NORM_NATIVE=0 to never build or
+use it.
 """
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import platform
@@ -31,6 +31,11 @@ import tempfile
 import threading
 
 import tensorflow as tf
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no build lock (processes that start together each build; the rename is atomic)
+    fcntl = None
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
 # The translation units, compiled in parallel. Parsing TensorFlow's headers takes about 7 s per unit, so the
@@ -125,6 +130,9 @@ def _write_units(folder):
 @contextlib.contextmanager
 def _exclusive(lock_path):
     """Holds an exclusive lock on `lock_path` (the system releases it if the process dies)."""
+    if fcntl is None:
+        yield
+        return
     with open(lock_path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
