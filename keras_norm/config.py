@@ -20,6 +20,9 @@ NORMS = ("bn", "gn", "ln", "in", "none")
 LN_IMPLS = ("group", "layer")
 SCHEDULES = ("constant", "step", "onecycle")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
+# With --fast, which of the speed engine trains: all of it, or the path of the day issue 20 was opened (the
+# benchmark's comparison, keras_norm/engine/paths.py).
+ENGINE_PATHS = ("project", "before")
 DEFAULT_GROUPS = 4
 # Channel widths of the CNN (see keras_norm/model.py): two 3x3 convs, a 1x1 transition, three 3x3.
 BLOCK1 = (8, 16)
@@ -126,6 +129,7 @@ class Runtime:
     """How the run is computed: none of it changes what is learned."""
 
     fast: bool = True  # train with the speed engine (keras_norm/engine): same layers, faster ops
+    engine_path: str = "project"  # with fast: "before" trains only the parts of the day issue 20 was opened
     threads: int = 0  # TensorFlow threads per op pool (intra- and inter-op); 0 = TensorFlow's default
     steps_per_execution: int = 8  # batches per compiled call: same updates, less per-step overhead
     deterministic: bool = False  # TensorFlow op determinism (same seed -> same bits)
@@ -135,6 +139,7 @@ class Runtime:
 
     def validate(self):
         _check_choice("distribute", self.distribute, DISTRIBUTE)
+        _check_choice("engine_path", self.engine_path, ENGINE_PATHS)
         _check_range("threads", self.threads, 0, 1024)
         _check_range("steps_per_execution", self.steps_per_execution, 1, 10_000)
         _check_range("logical_cpus", self.logical_cpus, 0, 64)

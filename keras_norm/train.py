@@ -16,6 +16,7 @@ import tensorflow as tf
 from keras_norm import data, distribute, engine, evaluate, fileio, pipeline
 from keras_norm import model as model_lib
 from keras_norm.callbacks import AtomicModelCheckpoint, EpochLog, TestEvaluation
+from keras_norm.engine import paths
 from keras_norm.errors import KerasNormError
 from keras_norm.inside import InsideStats
 from keras_norm.run_folder import RunFolder
@@ -99,9 +100,21 @@ def build(config, strategy, steps_per_epoch):
     set_seeds(learning.seed, runtime.deterministic)
     with strategy.scope():
         model = model_lib.build_from_config(learning, sync_bn=sync_bn)
-        trainee = engine.accelerate(model) if runtime.fast else model
+        trainee = accelerated(model, runtime)
         compile_model(trainee, learning, runtime.steps_per_execution, steps_per_epoch)
     return model, trainee, sync_bn
+
+
+def accelerated(model, runtime):
+    """With `--fast`, the engine's copy of `model` on the parts `--engine_path` names; else `model` itself."""
+    return engine.accelerate(model, **_engine_options(runtime)[0]) if runtime.fast else model
+
+
+def _engine_options(runtime):
+    """(engine.accelerate's options, whether the input pipeline rotates on the engine's kernel)."""
+    if not runtime.fast:
+        return {}, False
+    return paths.options(before=runtime.engine_path == "before")
 
 
 def compile_model(model, learning, steps_per_execution, steps_per_epoch):
@@ -150,7 +163,7 @@ def callbacks(folder, config, dataset, test_data, log):
 def fit(model, dataset, config, strategy, callback_list, verbose):
     learning = config.learning
     train_data = pipeline.train_pipeline(dataset, learning.batch_size, learning.seed, learning.augment,
-                                         learning.rotation_degrees, fast=config.runtime.fast)
+                                         learning.rotation_degrees, fast=_engine_options(config.runtime)[1])
     val_data = pipeline.eval_pipeline(dataset.x_val, dataset.y_val)
     if distribute.is_multi_worker(strategy):
         train_data, val_data = distribute.shard_by_data(train_data), distribute.shard_by_data(val_data)
@@ -201,7 +214,7 @@ def best_keras_model(config, weights_path):
     """The plain Keras model with the validation-best weights, built outside any strategy scope (it is
     evaluated and exported by the chief alone). The weights file has the layout of the model that trained."""
     model = model_lib.build_from_config(config.learning)
-    trained_layout = engine.accelerate(model) if config.runtime.fast else model
+    trained_layout = accelerated(model, config.runtime)
     trained_layout.load_weights(weights_path)
     if trained_layout is not model:
         model.set_weights(trained_layout.get_weights())  # same weights, same order

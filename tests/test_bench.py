@@ -47,7 +47,7 @@ class BenchHarnessTest(unittest.TestCase):
         model = model_lib.build_model("gn")
 
         def fake_train(config, dataset, log, verbose):
-            layers = engine.accelerate(model).layers  # what train.build would train: Keras's convs before
+            layers = bench_runs.train.accelerated(model, config.runtime).layers  # what train.build would train
             before = not any(isinstance(layer, conv.FastConv2D) for layer in layers)
             trained.append((config.outputs.artifacts_dir, before))
             folder = RunFolder(bench_runs.train.run_dir(config))
@@ -66,26 +66,30 @@ class BenchHarnessTest(unittest.TestCase):
         self.assertEqual(line["epoch_speedup"], 2.0)
         self.assertGreater(line["run_speedup"], 1.2)
 
-    def test_runs_inside_before_path_train_keras_convs_dropout_and_rotation(self):
+    def test_engine_path_before_trains_keras_convs_dropout_pooling_and_rotation(self):
         from unittest import mock
 
         import keras
 
-        from keras_norm import engine, pipeline
-        from keras_norm import model as model_lib
-        from keras_norm.engine import bench_runs, conv, dropout, pooling
+        from keras_norm import distribute, pipeline, train
+        from keras_norm.config import RunConfig
+        from keras_norm.engine import conv, dropout, pooling
 
-        real = engine.accelerate
-        with mock.patch.object(pipeline, "train_pipeline") as make_pipeline:
-            with bench_runs.before_path():
-                before = engine.accelerate(model_lib.build_model("bn"))
-                pipeline.train_pipeline("dataset", 64, 0, fast=True)  # as train.fit asks for it
-            self.assertIs(pipeline.train_pipeline, make_pipeline)  # restored
-        self.assertIs(engine.accelerate, real)
-        make_pipeline.assert_called_once_with("dataset", 64, 0, fast=False)  # Keras's rotation
-        kinds = {type(layer) for layer in before.layers}
-        self.assertFalse(kinds & {conv.FastConv2D, dropout.FastDropout, pooling.FastMaxPooling2D})
-        self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout, keras.layers.MaxPooling2D} <= kinds)
+        strategy = distribute.make_strategy("none", 0)
+        kinds, rotation_kernel = {}, {}
+        for path in ("project", "before"):
+            config = RunConfig.create(norm="bn", engine_path=path)
+            _, trainee, _ = train.build(config, strategy, steps_per_epoch=10)
+            kinds[path] = {type(layer) for layer in trainee.layers}
+            with mock.patch.object(pipeline, "train_pipeline", side_effect=StopIteration) as make_pipeline:
+                with self.assertRaises(StopIteration):  # stops at the input pipeline: no training
+                    train.fit(trainee, None, config, strategy, [], 0)
+            rotation_kernel[path] = make_pipeline.call_args.kwargs["fast"]
+        fast = {conv.FastConv2D, dropout.FastDropout, pooling.FastMaxPooling2D}
+        self.assertTrue(fast <= kinds["project"])
+        self.assertFalse(fast & kinds["before"])
+        self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout, keras.layers.MaxPooling2D} <= kinds["before"])
+        self.assertEqual(rotation_kernel, {"project": True, "before": False})
 
     def test_parts_give_one_line_each_with_the_gain_of_having_it(self):
         from unittest import mock

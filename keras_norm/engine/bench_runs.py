@@ -5,39 +5,23 @@
 The step benchmark (bench.py) times training steps only. A run also builds and traces its model, evaluates
 the validation and test sets every epoch, records its statistics (inside.py), saves checkpoints, and at the
 end exports a SavedModel and draws its figures. Here, per norm, `repeats` times, a run of `EPOCHS` epochs is
-trained on the project's path and then on the path before (`before_path`), in one process, into a temporary
+trained on the project's path and then on the path before (`--engine_path=before`), in one process, into a temporary
 folder, and timed: the whole run (`run_seconds`) and its last epoch as the run logs it (`epoch_seconds`:
 steps, evaluation and callbacks, without the first epoch's tracing). A suite is a sequence of such runs.
 The medians count; as everywhere here, only the ratios mean anything on a shared machine.
 """
 
-import contextlib
 import os
 import tempfile
 import time
 
 import numpy as np
 
-from keras_norm import data, engine, pipeline, train
+from keras_norm import data, train
 from keras_norm.config import RunConfig
-from keras_norm.engine import paths
 from keras_norm.run_folder import RunFolder
 
 EPOCHS = 2
-
-
-@contextlib.contextmanager
-def before_path():
-    """Runs trained inside use Keras's Conv2D, Dropout, MaxPooling2D and RandomRotation (the engine's norms stay):
-    the training path as it was when issue 20 was opened, the benchmark's "before" (paths.py)."""
-    accelerate, train_pipeline = engine.accelerate, pipeline.train_pipeline
-    before, _ = paths.options(before=True)
-    engine.accelerate = lambda model, **options: accelerate(model, **{**options, **before})
-    pipeline.train_pipeline = lambda *args, **options: train_pipeline(*args, **{**options, "fast": False})
-    try:
-        yield
-    finally:
-        engine.accelerate, pipeline.train_pipeline = accelerate, train_pipeline
 
 
 def _timed_run(config, dataset):
@@ -57,9 +41,8 @@ def time_runs(norm, data_path, repeats):
         learning = config.learning
         dataset = data.load(learning.data_path, learning.train_limit, learning.test_limit, learning.val_fraction)
         for _ in range(repeats):
-            for path, context in (("project", contextlib.nullcontext), ("before", before_path)):
-                with context():
-                    times[path].append(_timed_run(config, dataset))
+            for path in times:  # "project", then "before": --engine_path
+                times[path].append(_timed_run(config.replace(engine_path=path), dataset))
     median = {path: np.median(np.array(t), axis=0) for path, t in times.items()}
     out = {"norm": norm, "epochs": EPOCHS, "repeats": repeats, "train_images": len(dataset.y_train)}
     for path, (run_seconds, epoch_seconds) in median.items():
