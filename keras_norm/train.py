@@ -111,9 +111,7 @@ def accelerated(model, runtime):
 
 
 def _engine_options(runtime):
-    """(engine.accelerate's options, whether the input pipeline rotates on the engine's kernel)."""
-    if not runtime.fast:
-        return {}, False
+    """(engine.accelerate's options, whether the input pipeline rotates on the engine's kernel) of `--engine_path`."""
     return paths.options(before=runtime.engine_path == "before")
 
 
@@ -163,7 +161,8 @@ def callbacks(folder, config, dataset, test_data, log):
 def fit(model, dataset, config, strategy, callback_list, verbose):
     learning = config.learning
     train_data = pipeline.train_pipeline(dataset, learning.batch_size, learning.seed, learning.augment,
-                                         learning.rotation_degrees, fast=_engine_options(config.runtime)[1])
+                                         learning.rotation_degrees,
+                                         fast=config.runtime.fast and _engine_options(config.runtime)[1])
     val_data = pipeline.eval_pipeline(dataset.x_val, dataset.y_val)
     if distribute.is_multi_worker(strategy):
         train_data, val_data = distribute.shard_by_data(train_data), distribute.shard_by_data(val_data)

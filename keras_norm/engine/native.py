@@ -60,10 +60,9 @@ def _commands(folder):
     flags = ["-fPIC", "-O3", "-w"]
     if platform.machine() in ("x86_64", "AMD64") and _cpu_has("avx2") and _cpu_has("fma"):
         flags += ["-mavx2", "-mfma"]  # not -march=native: TensorFlow's Eigen headers break under AVX512-FP16
-    units = [os.path.join(folder, f"{unit}.cc") for unit in UNITS]  # each #includes its sources (_write_units)
     objects = [os.path.join(folder, f"{unit}.o") for unit in UNITS]
-    compiles = [[compiler, *flags, "-c", src, "-o", obj, *tf.sysconfig.get_compile_flags()]
-                for src, obj in zip(units, objects)]
+    compiles = [[compiler, *flags, "-c", _unit_source(folder, unit), "-o", obj, *tf.sysconfig.get_compile_flags()]
+                for unit, obj in zip(UNITS, objects)]
     link = [compiler, "-shared", *objects, "-o", os.path.join(folder, "kernels.so"), *tf.sysconfig.get_link_flags()]
     return compiles, link
 
@@ -121,9 +120,14 @@ def _build():
     return path
 
 
+def _unit_source(folder, unit):
+    return os.path.join(folder, f"{unit}.cc")
+
+
 def _write_units(folder):
+    """Each unit's source: an #include of each of its kernel files."""
     for unit, names in UNITS.items():
-        with open(os.path.join(folder, f"{unit}.cc"), "w") as f:
+        with open(_unit_source(folder, unit), "w") as f:
             f.writelines(f'#include "{os.path.join(KERNELS, name)}"\n' for name in names)
 
 

@@ -4,8 +4,9 @@
 
 In training, a 2x2 pooling with stride 2, VALID padding, channels-last float32 on the CPU runs `native.max_pool2x2`
 (keras_norm/engine/kernels/maxpool.cc): one pass over the activations each way, about half the time of
-TensorFlow's oneDNN ops on this model's 24x24x8 maps (profile: 0.3 against 0.5 op-ms per step). The same values forward and backward, ties included
-(tests/test_pooling.py). Anything else, inference, a GPU or no C++ compiler: Keras's own `MaxPooling2D.call`.
+TensorFlow's oneDNN ops on this model's 24x24x8 maps (profile: 0.3 against 0.5 op-ms per step). The same values
+forward and backward, ties included (tests/test_pooling.py). Anything else, inference, a GPU or no C++
+compiler: Keras's own `MaxPooling2D.call`.
 """
 
 import keras
