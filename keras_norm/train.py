@@ -69,10 +69,7 @@ def _finished_before(folder, config, log):
 
 def run(config, dataset, strategy, folder, log, verbose, chief=True):
     """The steps of one run in `folder`; returns its metrics."""
-    if config.runtime.distribute != "none" and config.runtime.steps_per_execution > 1:
-        # Keras 3.15's multi-step training loop fails to build under tf.distribute strategies.
-        log(f"{config.folder_name}: --distribute trains one step per call")
-        config = config.replace(steps_per_execution=1)
+    config = steps_per_call(config, log)
     model, trainee, sync_bn = build(config, strategy, steps_per_epoch=-(-len(dataset.y_train)
                                                                        // config.learning.batch_size))
     params = model_lib.trainable_params(model)
@@ -105,13 +102,28 @@ def build(config, strategy, steps_per_epoch):
     return model, trainee, sync_bn
 
 
+def steps_per_call(config, log):
+    """`config` with the steps per compiled call its run trains: `--steps_per_execution`, but 8 on
+    `--engine_path=before` (the path of its day) and 1 under `--distribute`."""
+    path_spe = config.runtime.fast and _engine_path(config.runtime).steps_per_execution
+    if path_spe and path_spe != config.runtime.steps_per_execution:
+        log(f"{config.folder_name}: --engine_path=before trains {path_spe} steps per call, as the path of its day")
+        config = config.replace(steps_per_execution=path_spe)
+    if config.runtime.distribute != "none" and config.runtime.steps_per_execution > 1:
+        # Keras 3.15's multi-step training loop fails to build under tf.distribute strategies.
+        log(f"{config.folder_name}: --distribute trains one step per call")
+        config = config.replace(steps_per_execution=1)
+    return config
+
+
 def accelerated(model, runtime):
     """With `--fast`, the engine's copy of `model` on the parts `--engine_path` names; else `model` itself."""
-    return engine.accelerate(model, **_engine_options(runtime)[0]) if runtime.fast else model
+    return engine.accelerate(model, **_engine_path(runtime).accelerate_options) if runtime.fast else model
 
 
-def _engine_options(runtime):
-    """(engine.accelerate's options, whether the input pipeline rotates on the engine's kernel) of `--engine_path`."""
+def _engine_path(runtime):
+    """The `paths.Path` of `--engine_path`: engine.accelerate's options, the pipeline's rotation kernel, and steps per
+    call."""
     return paths.options(before=runtime.engine_path == "before")
 
 
@@ -162,7 +174,7 @@ def fit(model, dataset, config, strategy, callback_list, verbose):
     learning = config.learning
     train_data = pipeline.train_pipeline(dataset, learning.batch_size, learning.seed, learning.augment,
                                          learning.rotation_degrees,
-                                         fast=config.runtime.fast and _engine_options(config.runtime)[1])
+                                         fast=config.runtime.fast and _engine_path(config.runtime).rotation_kernel)
     val_data = pipeline.eval_pipeline(dataset.x_val, dataset.y_val)
     if distribute.is_multi_worker(strategy):
         train_data, val_data = distribute.shard_by_data(train_data), distribute.shard_by_data(val_data)

@@ -4,6 +4,8 @@ import tempfile
 import time
 import unittest
 
+import numpy as np
+
 from tests import helpers
 from tests.test_native import HAS_COMPILER
 
@@ -11,9 +13,12 @@ from tests.test_native import HAS_COMPILER
 class BenchHarnessTest(unittest.TestCase):
     def test_short_run_prints_one_json_line_per_norm_then_memory(self):
         with tempfile.TemporaryDirectory() as tmp:
-            npz = helpers.write_small_npz(tmp, n_train=1200, n_test=32)
+            npz = helpers.write_small_npz(tmp, n_train=2600, n_test=32)
+            with np.load(npz) as f:  # twice over: 64 steps of 64 training images, more than the sample has
+                arrays = dict(f)
+            np.savez(npz, **dict(arrays, **{k: np.concatenate([arrays[k]] * 2) for k in ("x_train", "y_train")}))
             speedup = f"{tmp}/perf/step_speedup.json"
-            code, out, err = helpers.run_main("--bench", f"--data_path={npz}", "--bench_steps=16", "--bench_repeats=1",
+            code, out, err = helpers.run_main("--bench", f"--data_path={npz}", "--bench_steps=64", "--bench_repeats=1",
                                               "--bench_norms=gn", f"--bench_step_speedup={speedup}", "--bench_profile")
             self.assertEqual(code, 0, err[-2000:])
             lines = [json.loads(line) for line in out.strip().splitlines()]
@@ -90,6 +95,14 @@ class BenchHarnessTest(unittest.TestCase):
         self.assertFalse(fast & kinds["before"])
         self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout, keras.layers.MaxPooling2D} <= kinds["before"])
         self.assertEqual(rotation_kernel, {"project": True, "before": False})
+        said = []
+        calls = {path: train.steps_per_call(RunConfig.create(norm="bn", engine_path=path), said.append)
+                 for path in ("project", "before")}
+        self.assertEqual({path: c.runtime.steps_per_execution for path, c in calls.items()},
+                         {"project": RunConfig().runtime.steps_per_execution, "before": 8})
+        self.assertEqual(len(said), 1)  # the run's log says why "before" trains 8 steps per call
+        distributed = RunConfig.create(norm="bn", engine_path="before", distribute="mirrored")
+        self.assertEqual(train.steps_per_call(distributed, said.append).runtime.steps_per_execution, 1)
 
     def test_parts_give_one_line_each_with_the_gain_of_having_it(self):
         from unittest import mock
@@ -105,7 +118,7 @@ class BenchHarnessTest(unittest.TestCase):
         with mock.patch.object(bench, "_time", timed):
             lines = bench.bench_norm("gn", dataset, steps=16, repeats=1, parts=True)
         self.assertEqual([line.get("without") for line in lines], [None, *paths.PARTS])
-        self.assertEqual([line["gain"] for line in lines[1:]], [1.0, 1.0, 1.0, 1.0, 2.0])
+        self.assertEqual([line["gain"] for line in lines[1:]], [1.0, 1.0, 1.0, 1.0, 2.0, 1.0])
 
     def test_each_path_leaves_out_what_it_says(self):
         import keras
@@ -122,19 +135,22 @@ class BenchHarnessTest(unittest.TestCase):
         keras3, keras1 = (keras.layers.Conv2D.__name__, (3, 3)), (keras.layers.Conv2D.__name__, (1, 1))
         fast_dropout, keras_dropout = (dropout.FastDropout.__name__, ()), ("Dropout", ())
         fast_pool, keras_pool = (pooling.FastMaxPooling2D.__name__, ()), ("MaxPooling2D", ())
-        expected = {"conv3x3": ({keras3, fast1, fast_dropout, fast_pool}, True),
-                    "conv1x1": ({fast3, keras1, fast_dropout, fast_pool}, True),
-                    "dropout": ({fast3, fast1, keras_dropout, fast_pool}, True),
-                    "pooling": ({fast3, fast1, fast_dropout, keras_pool}, True),
-                    "rotation": ({fast3, fast1, fast_dropout, fast_pool}, False)}
-        for part, (layers, rotation_kernel) in expected.items():
+        every = {fast3, fast1, fast_dropout, fast_pool}
+        expected = {"conv3x3": ({keras3, fast1, fast_dropout, fast_pool}, True, None),
+                    "conv1x1": ({fast3, keras1, fast_dropout, fast_pool}, True, None),
+                    "dropout": ({fast3, fast1, keras_dropout, fast_pool}, True, None),
+                    "pooling": ({fast3, fast1, fast_dropout, keras_pool}, True, None),
+                    "rotation": (every, False, None),
+                    "steps_per_execution": (every, True, paths.BEFORE_STEPS_PER_EXECUTION)}
+        for part, (layers, rotation_kernel, spe) in expected.items():
             with self.subTest(part=part):
-                options, rotates = paths.options(without=part)
-                self.assertLessEqual(layers, kinds(**options))
-                self.assertEqual(rotates, rotation_kernel)
-        options, rotates = paths.options(before=True)
-        self.assertLessEqual({keras3, keras1, keras_dropout, keras_pool}, kinds(**options))
-        self.assertFalse(rotates)
+                path = paths.options(without=part)
+                self.assertLessEqual(layers, kinds(**path.accelerate_options))
+                self.assertEqual((path.rotation_kernel, path.steps_per_execution), (rotation_kernel, spe))
+        path = paths.options(before=True)
+        self.assertLessEqual({keras3, keras1, keras_dropout, keras_pool}, kinds(**path.accelerate_options))
+        self.assertEqual((path.rotation_kernel, path.steps_per_execution), (False, 8))
+        self.assertEqual(paths.options().steps_per_execution, None)  # the runtime's (--steps_per_execution)
 
     @unittest.skipUnless(HAS_COMPILER, "no C++ compiler: no conv kernel to stand in for")
     def test_free_convs_trace_no_convolution(self):
@@ -173,10 +189,10 @@ class BenchHarnessTest(unittest.TestCase):
         self.assertEqual(out["input_pipeline_ms_per_step"], 2.0)
 
     def test_too_few_steps_to_time_is_one_error_line(self):
-        # Timing runs from the end of the first compiled call (8 steps) to the end of the last.
+        # Timing runs from the end of the first compiled call (32 steps) to the end of the last.
         code, out, err = helpers.run_main("--bench", "--bench_steps=8")
         self.assertEqual(code, 1)
-        self.assertEqual(err.strip().splitlines(), ["error: --bench_steps must be at least 16 (two calls of 8 steps)"])
+        self.assertEqual(err.strip().splitlines(), ["error: --bench_steps must be at least 64 (two calls of 32 steps)"])
         self.assertEqual(out, "")
 
 

@@ -1,6 +1,6 @@
 """Training-speed benchmark: the project's training path against plain `model.fit` on NumPy arrays.
 
-    python main.py --bench --data_path=../shared/data/mnist.npz [--bench_steps=100 --bench_repeats=7] [--bench_levers]
+    python main.py --bench --data_path=../shared/data/mnist.npz [--bench_steps=128 --bench_repeats=7] [--bench_levers]
 
 For each norm it builds the project's default model four times with the same weights:
 
@@ -158,9 +158,10 @@ def _lever_setup(lever, learning, dataset, weights):
 def _path(learning, dataset, weights, before=False, without=None, context=contextlib.nullcontext):
     """The project's training path as a run trains; with `before=True`, as it was when issue 20 was opened
     (the comparison of the step speedup); `without` a part (paths.py)."""
-    accelerate_options, rotation_kernel = paths.options(before, without)
-    return _Contender(_build(learning, Runtime().steps_per_execution, weights, fast=True, **accelerate_options),
-                      pipeline=_project_pipeline(learning, dataset, fast=rotation_kernel), context=context)
+    path = paths.options(before, without)
+    spe = path.steps_per_execution or Runtime().steps_per_execution
+    return _Contender(_build(learning, spe, weights, fast=True, **path.accelerate_options),
+                      pipeline=_project_pipeline(learning, dataset, fast=path.rotation_kernel), context=context)
 
 
 def _project_pipeline(learning, dataset, fast=False):
