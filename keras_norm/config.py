@@ -131,7 +131,7 @@ class Runtime:
     fast: bool = True  # train with the speed engine (keras_norm/engine): same layers, faster ops
     engine_path: str = "project"  # with fast: "before" trains only the parts of the day issue 20 was opened
     threads: int = 0  # TensorFlow threads per op pool (intra- and inter-op); 0 = TensorFlow's default
-    steps_per_execution: int = 32  # batches per compiled call: same updates, less per-step overhead (was 8)
+    steps_per_execution: int = 64  # batches per compiled call: same updates, less per-step overhead (was 8)
     deterministic: bool = False  # TensorFlow op determinism (same seed -> same bits)
     distribute: str = "none"  # tf.distribute strategy (keras_norm/distribute.py)
     sync_bn: bool = True  # synchronized BatchNormalization when there is more than one replica
@@ -239,7 +239,7 @@ class BenchOptions:
     """Parameters of the training-speed benchmark (`--bench`, keras_norm/engine/bench.py)."""
 
     norms: tuple = ("bn", "gn", "ln")
-    steps: int = 128  # training steps per repeat (four calls of 32; the first is not timed)
+    steps: int = 256  # training steps per repeat (four calls of 64; the first is not timed)
     repeats: int = 7  # interleaved repeats; the median counts
     levers: bool = False  # also time each speed lever alone
     step_speedup_path: str = ""  # if set, the step speedup over 'before' per norm is written there (JSON)

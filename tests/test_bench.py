@@ -13,12 +13,12 @@ from tests.test_native import HAS_COMPILER
 class BenchHarnessTest(unittest.TestCase):
     def test_short_run_prints_one_json_line_per_norm_then_memory(self):
         with tempfile.TemporaryDirectory() as tmp:
-            npz = helpers.write_small_npz(tmp, n_train=2600, n_test=32)
-            with np.load(npz) as f:  # twice over: 64 steps of 64 training images, more than the sample has
+            npz = helpers.write_small_npz(tmp, n_train=3000, n_test=32)
+            with np.load(npz) as f:  # four times over: 128 steps of 64 training images, more than the sample has
                 arrays = dict(f)
-            np.savez(npz, **dict(arrays, **{k: np.concatenate([arrays[k]] * 2) for k in ("x_train", "y_train")}))
+            np.savez(npz, **dict(arrays, **{k: np.concatenate([arrays[k]] * 4) for k in ("x_train", "y_train")}))
             speedup = f"{tmp}/perf/step_speedup.json"
-            code, out, err = helpers.run_main("--bench", f"--data_path={npz}", "--bench_steps=64", "--bench_repeats=1",
+            code, out, err = helpers.run_main("--bench", f"--data_path={npz}", "--bench_steps=128", "--bench_repeats=1",
                                               "--bench_norms=gn", f"--bench_step_speedup={speedup}", "--bench_profile")
             self.assertEqual(code, 0, err[-2000:])
             lines = [json.loads(line) for line in out.strip().splitlines()]
@@ -71,7 +71,7 @@ class BenchHarnessTest(unittest.TestCase):
         self.assertEqual(line["epoch_speedup"], 2.0)
         self.assertGreater(line["run_speedup"], 1.2)
 
-    def test_engine_path_before_trains_keras_convs_dropout_pooling_and_rotation(self):
+    def test_engine_path_before_trains_keras_convs_dropout_pooling_rotation_and_sgd(self):
         from unittest import mock
 
         import keras
@@ -79,21 +79,23 @@ class BenchHarnessTest(unittest.TestCase):
         from keras_norm import distribute, pipeline, train
         from keras_norm.config import RunConfig
         from keras_norm.engine import conv, dropout, pooling
+        from keras_norm.engine.optimizer import FusedSGD
 
         strategy = distribute.make_strategy("none", 0)
         kinds, rotation_kernel = {}, {}
         for path in ("project", "before"):
             config = RunConfig.create(norm="bn", engine_path=path)
             _, trainee, _ = train.build(config, strategy, steps_per_epoch=10)
-            kinds[path] = {type(layer) for layer in trainee.layers}
+            kinds[path] = {type(layer) for layer in trainee.layers} | {type(trainee.optimizer)}
             with mock.patch.object(pipeline, "train_pipeline", side_effect=StopIteration) as make_pipeline:
                 with self.assertRaises(StopIteration):  # stops at the input pipeline: no training
                     train.fit(trainee, None, config, strategy, [], 0)
             rotation_kernel[path] = make_pipeline.call_args.kwargs["fast"]
-        fast = {conv.FastConv2D, dropout.FastDropout, pooling.FastMaxPooling2D}
+        fast = {conv.FastConv2D, dropout.FastDropout, pooling.FastMaxPooling2D, FusedSGD}
         self.assertTrue(fast <= kinds["project"])
         self.assertFalse(fast & kinds["before"])
-        self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout, keras.layers.MaxPooling2D} <= kinds["before"])
+        self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout, keras.layers.MaxPooling2D, keras.optimizers.SGD}
+                        <= kinds["before"])
         self.assertEqual(rotation_kernel, {"project": True, "before": False})
         said = []
         calls = {path: train.steps_per_call(RunConfig.create(norm="bn", engine_path=path), said.append)
@@ -118,7 +120,7 @@ class BenchHarnessTest(unittest.TestCase):
         with mock.patch.object(bench, "_time", timed):
             lines = bench.bench_norm("gn", dataset, steps=16, repeats=1, parts=True)
         self.assertEqual([line.get("without") for line in lines], [None, *paths.PARTS])
-        self.assertEqual([line["gain"] for line in lines[1:]], [1.0, 1.0, 1.0, 1.0, 2.0, 1.0])
+        self.assertEqual([line["gain"] for line in lines[1:]], [1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0])
 
     def test_each_path_leaves_out_what_it_says(self):
         import keras
@@ -136,21 +138,24 @@ class BenchHarnessTest(unittest.TestCase):
         fast_dropout, keras_dropout = (dropout.FastDropout.__name__, ()), ("Dropout", ())
         fast_pool, keras_pool = (pooling.FastMaxPooling2D.__name__, ()), ("MaxPooling2D", ())
         every = {fast3, fast1, fast_dropout, fast_pool}
-        expected = {"conv3x3": ({keras3, fast1, fast_dropout, fast_pool}, True, None),
-                    "conv1x1": ({fast3, keras1, fast_dropout, fast_pool}, True, None),
-                    "dropout": ({fast3, fast1, keras_dropout, fast_pool}, True, None),
-                    "pooling": ({fast3, fast1, fast_dropout, keras_pool}, True, None),
-                    "rotation": (every, False, None),
-                    "steps_per_execution": (every, True, paths.BEFORE_STEPS_PER_EXECUTION)}
-        for part, (layers, rotation_kernel, spe) in expected.items():
+        # part: (layers, rotation kernel, steps per call (None: the runtime's), fused SGD)
+        expected = {"conv3x3": ({keras3, fast1, fast_dropout, fast_pool}, True, None, True),
+                    "conv1x1": ({fast3, keras1, fast_dropout, fast_pool}, True, None, True),
+                    "dropout": ({fast3, fast1, keras_dropout, fast_pool}, True, None, True),
+                    "pooling": ({fast3, fast1, fast_dropout, keras_pool}, True, None, True),
+                    "rotation": (every, False, None, True),
+                    "optimizer": (every, True, None, False),
+                    "steps_per_execution": (every, True, paths.BEFORE_STEPS_PER_EXECUTION, True)}
+        self.assertEqual(set(expected), set(paths.PARTS))
+        for part, (layers, *rest) in expected.items():
             with self.subTest(part=part):
                 path = paths.options(without=part)
                 self.assertLessEqual(layers, kinds(**path.accelerate_options))
-                self.assertEqual((path.rotation_kernel, path.steps_per_execution), (rotation_kernel, spe))
+                self.assertEqual(list(path[1:]), rest)
         path = paths.options(before=True)
         self.assertLessEqual({keras3, keras1, keras_dropout, keras_pool}, kinds(**path.accelerate_options))
-        self.assertEqual((path.rotation_kernel, path.steps_per_execution), (False, 8))
-        self.assertEqual(paths.options().steps_per_execution, None)  # the runtime's (--steps_per_execution)
+        self.assertEqual(list(path[1:]), [False, 8, False])
+        self.assertEqual(list(paths.options()[1:]), [True, None, True])
 
     @unittest.skipUnless(HAS_COMPILER, "no C++ compiler: no conv kernel to stand in for")
     def test_free_convs_trace_no_convolution(self):
@@ -189,10 +194,10 @@ class BenchHarnessTest(unittest.TestCase):
         self.assertEqual(out["input_pipeline_ms_per_step"], 2.0)
 
     def test_too_few_steps_to_time_is_one_error_line(self):
-        # Timing runs from the end of the first compiled call (32 steps) to the end of the last.
+        # Timing runs from the end of the first compiled call (64 steps) to the end of the last.
         code, out, err = helpers.run_main("--bench", "--bench_steps=8")
         self.assertEqual(code, 1)
-        self.assertEqual(err.strip().splitlines(), ["error: --bench_steps must be at least 64 (two calls of 32 steps)"])
+        self.assertEqual(err.strip().splitlines(), ["error: --bench_steps must be at least 128 (two calls of 64 steps)"])
         self.assertEqual(out, "")
 
 
