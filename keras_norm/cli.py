@@ -52,8 +52,8 @@ flags.DEFINE_float("val_fraction", _L.val_fraction, "Share of the training image
 flags.DEFINE_boolean("fast", _R.fast, "Train with the speed engine (keras_norm/engine): the same model with faster "
                      "norm layers and a C++ kernel; --nofast trains Keras's own layers.")
 flags.DEFINE_enum("engine_path", _R.engine_path, config_lib.ENGINE_PATHS, "With --fast: 'project' trains on all of "
-                  "the speed engine, 'before' on its norm kernel only, 8 steps per call (the path of the day issue 20 was "
-                  "opened: what the benchmark compares with, docs/performance.md). The same model either way.")
+                  "the speed engine, 'before' on its norm kernel only, 8 steps per call (the path of the day issue 20 "
+                  "was opened: what the benchmark compares with, docs/performance.md). The same model either way.")
 flags.DEFINE_integer("threads", _R.threads, "TensorFlow threads per op pool (0 = TensorFlow's default); the suites "
                      "train each run with 1 thread, two runs at a time.")
 flags.DEFINE_integer("steps_per_execution", _R.steps_per_execution, "Batches per compiled training call.")

@@ -98,8 +98,7 @@ def build(config, strategy, steps_per_epoch):
     with strategy.scope():
         model = model_lib.build_from_config(learning, sync_bn=sync_bn)
         trainee = accelerated(model, runtime)
-        compile_model(trainee, learning, runtime.steps_per_execution, steps_per_epoch,
-                      fused_sgd=runtime.fast and _engine_path(runtime).fused_sgd)
+        compile_model(trainee, learning, runtime.steps_per_execution, steps_per_epoch)
     return model, trainee, sync_bn
 
 
@@ -128,15 +127,13 @@ def _engine_path(runtime):
     return paths.options(before=runtime.engine_path == "before")
 
 
-def compile_model(model, learning, steps_per_execution, steps_per_epoch, fused_sgd=False):
-    """SGD with Nesterov momentum on the learning-rate schedule, cross-entropy on logits. `fused_sgd`: the speed
-    engine's `FusedSGD` (the same update, one op per variable) instead of Keras's SGD.
+def compile_model(model, learning, steps_per_execution, steps_per_epoch):
+    """SGD with Nesterov momentum on the learning-rate schedule, cross-entropy on logits.
 
     Keras's `loss` includes the L1/L2 penalty; the `xent` metric is the data loss alone (what the report plots)."""
     schedule = make_schedule(learning.schedule, learning.lr, steps_per_epoch, learning.epochs)
     model.compile(
-        optimizer=(engine.FusedSGD if fused_sgd else keras.optimizers.SGD)(
-            learning_rate=schedule, momentum=learning.momentum, nesterov=True),
+        optimizer=keras.optimizers.SGD(learning_rate=schedule, momentum=learning.momentum, nesterov=True),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent")],
         steps_per_execution=steps_per_execution,

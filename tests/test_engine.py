@@ -162,31 +162,6 @@ class AccelerateTest(unittest.TestCase):
                     else:  # LayerNormalization and everything else stay Keras's own
                         self.assertIs(type(after), type(before))
 
-    def test_fused_sgd_updates_as_keras_sgd(self):
-        """Twelve steps of the model (L2 penalty, BN's moving statistics) with Keras's SGD and with FusedSGD from the
-        same start: the same weights up to float32 round-off; without Nesterov, Keras's own update, the same bits."""
-        from keras_norm.engine.optimizer import FusedSGD
-
-        rng = np.random.default_rng(0)
-        x, y = rng.normal(size=(48, 28, 28, 1)).astype("float32"), rng.integers(0, 10, 48)
-        start = model_lib.build_model("bn", l2=1e-3, dropout=0.0).get_weights()
-        for nesterov in (True, False):
-            weights = []
-            for optimizer in (keras.optimizers.SGD, FusedSGD):
-                model = model_lib.build_model("bn", l2=1e-3, dropout=0.0)
-                model.set_weights(start)
-                model.compile(optimizer=optimizer(0.05, momentum=0.9, nesterov=nesterov),
-                              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=4)
-                model.fit(x, y, batch_size=16, epochs=4, shuffle=False, verbose=0)
-                weights.append(model.get_weights())
-            with self.subTest(nesterov=nesterov):
-                self.assertGreater(max(float(np.max(np.abs(w - w0))) for w, w0 in zip(weights[0], start)), 1e-3)
-                for keras_w, fused_w in zip(*weights):
-                    if nesterov:
-                        np.testing.assert_allclose(fused_w, keras_w, rtol=1e-5, atol=1e-6)
-                    else:
-                        np.testing.assert_array_equal(fused_w, keras_w)
-
     def test_fast_dropout_drops_what_keras_drops(self):
         """Eagerly and traced, on the pooled maps, the head's vectors and a size that is no multiple of the
         generator's four values: the same outputs and gradients as Keras's Dropout, step after step."""

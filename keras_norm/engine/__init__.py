@@ -21,8 +21,6 @@ training back to the plain Keras model.
 * pooling.py, kernels/maxpool.cc: `FastMaxPooling2D` and the 2x2 max pooling kernel it trains with;
 * rotation.py, kernels/affine.cc: `FastRandomRotation`, the input pipeline's rotation (pipeline.py uses it
   with `--fast`), the same images as Keras's layer from a faster transform kernel;
-* optimizer.py: `FusedSGD`, Keras's SGD with its Nesterov momentum update one TensorFlow op per variable
-  (train.py compiles the engine's copy with it);
 * bench.py: the benchmark that measures all of it against Keras's own layers.
 
 Only training uses the kernel: in inference the fast layers use TensorFlow ops, and the project saves
@@ -33,7 +31,6 @@ Keras model computes (outputs, gradients, moving statistics).
 import keras
 
 from keras_norm.engine import conv, dropout, fused, native, pooling
-from keras_norm.engine.optimizer import FusedSGD  # noqa: F401  (train.compile_model's SGD with --fast)
 
 CONV_SIZES = ((3, 3), (1, 1))  # the kernel sizes FastConv2D trains on C++ kernels
 NORM_CLASSES = {keras.layers.BatchNormalization: fused.FusedBatchNormalization,

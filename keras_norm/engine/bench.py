@@ -120,7 +120,7 @@ def _free_convs():
         native.conv3x3 = real
 
 
-def _build(learning, spe, weights, fast=False, policy="float32", fused_sgd=False, **accelerate_options):
+def _build(learning, spe, weights, fast=False, policy="float32", **accelerate_options):
     """The default model (Keras's layers, or the engine's copy) compiled as the project compiles it."""
     keras.mixed_precision.set_global_policy(policy)
     try:
@@ -131,7 +131,7 @@ def _build(learning, spe, weights, fast=False, policy="float32", fused_sgd=False
         keras.mixed_precision.set_global_policy("float32")
     if weights is not None:
         model.set_weights(weights)
-    train.compile_model(model, learning, spe, steps_per_epoch=1000, fused_sgd=fused_sgd)
+    train.compile_model(model, learning, spe, steps_per_epoch=1000)
     return model
 
 
@@ -160,7 +160,7 @@ def _path(learning, dataset, weights, before=False, without=None, context=contex
     (the comparison of the step speedup); `without` a part (paths.py)."""
     path = paths.options(before, without)
     spe = path.steps_per_execution or Runtime().steps_per_execution
-    return _Contender(_build(learning, spe, weights, fast=True, fused_sgd=path.fused_sgd, **path.accelerate_options),
+    return _Contender(_build(learning, spe, weights, fast=True, **path.accelerate_options),
                       pipeline=_project_pipeline(learning, dataset, fast=path.rotation_kernel), context=context)
 
 

@@ -69,7 +69,8 @@ KN_AVX512_FMA void MaskOf16Groups(const PhiloxRandom& base, int64_t g, float rat
   // Value i of group l goes to out[4 l + i]: interleave m0 with m1 and m2 with m3, then their pairs.
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  const __m512i pairs_lo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), pairs_hi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+  const __m512i pairs_lo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+  const __m512i pairs_hi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
   const __m512d a[2] = {_mm512_castps_pd(_mm512_permutex2var_ps(m[0], lo, m[1])),
                         _mm512_castps_pd(_mm512_permutex2var_ps(m[0], hi, m[1]))};
   const __m512d b[2] = {_mm512_castps_pd(_mm512_permutex2var_ps(m[2], lo, m[3])),
