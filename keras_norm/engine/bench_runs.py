@@ -5,8 +5,8 @@
 The step benchmark (bench.py) times training steps only. A run also builds and traces its model, evaluates
 the validation and test sets every epoch, records its statistics (inside.py), saves checkpoints, and at the
 end exports a SavedModel and draws its figures. Here, per norm, `repeats` times, a run of `EPOCHS` epochs is
-trained on the project's path and then on the path before (`--engine_path=before`), in one process, into a temporary
-folder, and timed: the whole run (`run_seconds`) and its last epoch as the run logs it (`epoch_seconds`:
+trained on the project's path and then on the path before (`--engine_path=before`), in one process, into a
+temporary folder, and timed: the whole run (`run_seconds`) and its last epoch as the run logs it (`epoch_seconds`:
 steps, evaluation and callbacks, without the first epoch's tracing). A suite is a sequence of such runs.
 The medians count; as everywhere here, only the ratios mean anything on a shared machine.
 """

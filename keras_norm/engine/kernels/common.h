@@ -58,8 +58,8 @@ constexpr int64_t kMostChunks = 64, kLeastChunkCost = 20000;
 // Runs fn(begin, end) over ranges of the n examples on the calling thread and TensorFlow's intra-op threads.
 // The examples are cut into up to kMostChunks chunks (none cheaper than kLeastChunkCost, in the units of
 // `cost_per_example`) that every thread takes from a shared counter, so a thread that starts late or is busy
-// with another op leaves its share to the others instead of holding the op up: TensorFlow's Shard gives each
-// thread a fixed share, and on these two-core machines steps were 2-10% slower with it (docs/performance.md).
+// with another op leaves its share to the others instead of holding the op up (TensorFlow's Shard gives each
+// thread a fixed share; on these two-core machines most interleaved runs were faster without it: performance.md).
 inline void ForEachExample(OpKernelContext* ctx, int64_t n, int64_t cost_per_example,
                            const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
