@@ -4,6 +4,7 @@ bits every time, handle an empty batch, train only (inference keeps TensorFlow's
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 
 import keras
@@ -13,7 +14,7 @@ import tensorflow as tf
 from keras_norm import engine
 from keras_norm import model as model_lib
 from keras_norm.engine import bench_conv, conv, native
-from tests.test_native import HAS_COMPILER, failed_build, op_types
+from tests.test_native import HAS_COMPILER, failed_build, kernel, op_types, values_and_gradients
 
 # (H, W, Ci, Co): every 3x3 convolution of the default model, then odd ones (odd widths, the scalar loops
 # for output widths other than 8 and 16, one output row or column, a first layer of odd and of long rows).
@@ -52,6 +53,18 @@ def random_case(shape, n=4, seed=0, size=3):
 def relative_error(got, want):
     return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
 
+
+def same_bits_case():
+    """Outputs and gradients of conv2's 3x3 convolution, the 1x1 transition and a BN + ReLU kernel on a batch of
+    64 (numpy arrays): what test_one_thread_and_the_helper_threads_give_the_same_bits compares."""
+    out = []
+    for shape, size in (((26, 26, 8, 16), 3), ((24, 24, 16, 8), 1)):
+        out += kernel_conv(*random_case(shape, n=64, seed=5, size=size))
+    rng = np.random.default_rng(6)
+    x, dy = (tf.constant(rng.normal(size=(64, 24, 24, 16)).astype("float32")) for _ in range(2))
+    gamma, beta = tf.constant(rng.uniform(0.5, 1.5, 16).astype("float32")), tf.zeros([16])
+    out += values_and_gradients(kernel, x, gamma, beta, dy, groups=1, batch=True, relu=True)
+    return [t.numpy() for t in out]
 
 @unittest.skipUnless(HAS_COMPILER, "no C++ compiler: FastConv2D falls back to Keras's Conv2D")
 class ConvKernelTest(unittest.TestCase):
@@ -95,6 +108,24 @@ class ConvKernelTest(unittest.TestCase):
             for _ in range(3):
                 for a, b in zip(first, kernel_conv(x, k, dy)):
                     np.testing.assert_array_equal(a, b.numpy())
+
+    def test_one_thread_and_the_helper_threads_give_the_same_bits(self):
+        """Each example is computed by one thread and sums go in example order, so the chunks the helper threads
+        take (kernels/common.h) change nothing: a fresh process with one intra-op thread (no helpers) computes
+        the same bits as this one, for both conv kernels and the batch-statistics norm kernel."""
+        with tempfile.TemporaryDirectory() as tmp:
+            script = ("import sys, numpy as np, tensorflow as tf\n"
+                      "tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[1]))\n"
+                      "from tests import test_conv_kernel as t\n"
+                      "np.savez(sys.argv[2], *t.same_bits_case())\n")
+            for threads in (1, 2):
+                done = subprocess.run([sys.executable, "-c", script, str(threads), os.path.join(tmp, f"{threads}.npz")],
+                                      capture_output=True, text=True, timeout=300)
+                self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+            one, two = (np.load(os.path.join(tmp, f"{threads}.npz")) for threads in (1, 2))
+            self.assertEqual(len(one.files), 12)
+            for name in one.files:
+                np.testing.assert_array_equal(one[name], two[name], name)
 
     def test_an_empty_batch_gives_empty_outputs_and_a_zero_kernel_gradient(self):
         for size, out in ((3, 4), (1, 6)):
