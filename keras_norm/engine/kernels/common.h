@@ -8,13 +8,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <chrono>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -146,14 +146,14 @@ constexpr int64_t kMostChunks = 64, kLeastChunkCost = 20000;
 inline void ForEachExample(OpKernelContext* ctx, int64_t n, int64_t cost_per_example,
                            const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  const int threads = ctx->device()->tensorflow_cpu_worker_threads()->workers->NumThreads();
+  const int intra_op_threads = ctx->device()->tensorflow_cpu_worker_threads()->workers->NumThreads();
   const int64_t count = std::min({n, kMostChunks, std::max<int64_t>(1, n * cost_per_example / kLeastChunkCost)});
-  if (threads <= 1 || count <= 1) return fn(0, n);
+  if (intra_op_threads <= 1 || count <= 1) return fn(0, n);
   auto chunks = std::make_shared<threads::Chunks>();
   chunks->n = n;
   chunks->count = count;
   chunks->fn = &fn;
-  threads::Helpers& helpers = threads::Helpers::Get(threads - 1);
+  threads::Helpers& helpers = threads::Helpers::Get(intra_op_threads - 1);
   helpers.Offer(chunks);
   chunks->Work();
   helpers.Retract(chunks);
