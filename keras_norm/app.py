@@ -6,10 +6,11 @@ is imported (quietly) and the module that does the work is imported after it.
 
 import sys
 
-from keras_norm.config import BenchOptions, SuiteOptions
+from keras_norm import studies
+from keras_norm.bench.options import BenchOptions
+from keras_norm.config import SuiteOptions
 from keras_norm.errors import KerasNormError
 from keras_norm.quiet import import_tensorflow
-from keras_norm import suites
 
 MODES = ("train", "suite", "report_only", "explain", "bench", "predict")
 
@@ -45,13 +46,13 @@ def _check_predict(paths, run_name):
 def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, predict):
     artifacts = config.outputs.artifacts_dir
     if mode == "report_only":
-        _report().render(artifacts, runs=runs)
+        _render_report(artifacts, runs)
         return 0
     if mode == "suite":
         import_tensorflow()  # quietly, before a suite module imports it
-        suites.runner(suite)(config, suite_options)
+        studies.runner(suite)(config, suite_options)
         if suite == "seeds" and report:  # the sweep draws its own figure; the main report stays as it is
-            _report().render(artifacts, runs=runs)
+            _render_report(artifacts, runs)
         return 0
     import_tensorflow()  # the modes below import TensorFlow: quietly, once, here
     if mode == "explain":
@@ -59,7 +60,7 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, p
 
         print(explain.main(config.learning.seed, artifacts))
     elif mode == "bench":
-        from keras_norm.engine import bench
+        from keras_norm.bench import steps as bench
 
         bench.run(bench_options, config.learning.data_path, config.runtime.threads)
     elif mode == "predict":
@@ -77,6 +78,13 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, p
         if report and metrics.get("chief", True) and not metrics.get("skipped"):
             print(f"curves: {_report().run_figure(metrics['folder'])}")
     return 0
+
+
+def _render_report(artifacts, runs):
+    """The main report: the seeds suite's runs drawn into `artifacts`."""
+    from keras_norm.studies import seeds
+
+    _report().render(artifacts, seeds.suite_dir(artifacts), runs=runs)
 
 
 def _report():

@@ -2,10 +2,10 @@
 
 Modes (one per invocation):
     python main.py --norm=ln --l2=1e-3                              train one model (the default mode)
-    python main.py --suite=seeds --data_path=../shared/data/mnist.npz   a suite of runs (see --suite)
+    python main.py --suite=seeds --data_path=mnist.npz              a suite of runs (see --suite)
     python main.py --report_only [--runs=NAME,...]                  graphs, grids and tables from the runs
     python main.py --explain --seed=3                               the worked BN/LN/GN example
-    python main.py --bench --data_path=../shared/data/mnist.npz     the training-speed benchmark
+    python main.py --bench --data_path=mnist.npz                    the training-speed benchmark
     python main.py --predict=digit.png,other.jpg --run=ln_l2-0.001   classify your own images with a run
 
 Bad input of any kind ends with one `error:` line on stderr and a non-zero exit.
@@ -17,12 +17,13 @@ from absl import flags
 
 from keras_norm import app
 from keras_norm import config as config_lib
+from keras_norm.bench.options import BenchOptions
 from keras_norm.errors import fail
-from keras_norm.suites import SUITES
+from keras_norm.studies import SUITES
 
 FLAGS = flags.FLAGS
 _L, _R, _O = config_lib.Learning(), config_lib.Runtime(), config_lib.Outputs()
-_S, _B = config_lib.SuiteOptions(), config_lib.BenchOptions()
+_S, _B = config_lib.SuiteOptions(), BenchOptions()
 
 # What a run learns (names the run).
 flags.DEFINE_enum("norm", _L.norm, config_lib.NORMS, "Normalization: bn, gn, ln, in (instance) or none.")
@@ -51,9 +52,6 @@ flags.DEFINE_float("val_fraction", _L.val_fraction, "Share of the training image
 # How it runs (never in the name).
 flags.DEFINE_boolean("fast", _R.fast, "Train with the speed engine (keras_norm/engine): the same model with faster "
                      "norm layers and a C++ kernel; --nofast trains Keras's own layers.")
-flags.DEFINE_enum("engine_path", _R.engine_path, config_lib.ENGINE_PATHS, "With --fast: 'project' trains on all of "
-                  "the speed engine, 'before' on its norm kernel only, 8 steps per call (the path of the day issue 20 "
-                  "was opened: what the benchmark compares with, docs/performance.md). The same model either way.")
 flags.DEFINE_integer("threads", _R.threads, "TensorFlow threads per op pool (0 = TensorFlow's default); the suites "
                      "train each run with 1 thread, two runs at a time.")
 flags.DEFINE_integer("steps_per_execution", _R.steps_per_execution, "Batches per compiled training call.")
@@ -70,8 +68,8 @@ flags.DEFINE_string("run_name", _O.run_name, "Run folder name, used as given (de
 flags.DEFINE_boolean("tensorboard", _O.tensorboard, "Write TensorBoard logs into the run folder.")
 flags.DEFINE_boolean("overwrite", _O.overwrite, "Train again even if the run already finished.")
 flags.DEFINE_boolean("export", _O.export, "Export the best model as a TensorFlow SavedModel.")
-# Modes.
-flags.DEFINE_enum("suite", None, list(SUITES), "Run a suite: " + "; ".join(f"'{n}' = {s.help}" for n, s in SUITES.items()))
+# Modes, and the suites' options.
+flags.DEFINE_enum("suite", None, list(SUITES), "Run a suite: " + "; ".join(f"'{n}' = {h}" for n, h in SUITES.items()))
 flags.DEFINE_integer("jobs", _S.jobs, "Parallel training processes for --suite (default: min(2, cores)).")
 flags.DEFINE_integer("sweep_epochs", _S.sweep_epochs, "Epochs per cell of --suite=batch_sweep.")
 flags.DEFINE_integer("sweep_seeds", _S.sweep_seeds, "Seeds (0..N-1) per cell of --suite=batch_sweep (1 = seed 0's "
@@ -83,19 +81,20 @@ flags.DEFINE_boolean("explain", False, "Print and save the worked BN/LN/GN examp
 flags.DEFINE_list("predict", [], "Image files (PNG, JPEG, ...) to classify with the SavedModel of --run.")
 flags.DEFINE_string("run", None, "The run whose SavedModel --predict uses (a folder name under "
                     "<artifacts_dir>/runs or <artifacts_dir>/seeds/runs).")
+# The training-speed benchmark (keras_norm/bench/, docs/performance.md).
 flags.DEFINE_boolean("bench", False, "Run the training-speed benchmark (prints JSON lines).")
 flags.DEFINE_list("bench_norms", list(_B.norms), "Norms the benchmark measures.")
 flags.DEFINE_integer("bench_steps", _B.steps, "Timed training steps per benchmark repeat.")
 flags.DEFINE_integer("bench_repeats", _B.repeats, "Interleaved benchmark repeats (the median counts).")
 flags.DEFINE_boolean("bench_levers", _B.levers, "Also time each speed lever alone.")
-flags.DEFINE_string("bench_step_speedup", _B.step_speedup_path, "Write the step speedup per norm over the path "
-                    "before issue 20 to this JSON file (e.g. artifacts/perf/step_speedup.json).")
+flags.DEFINE_string("bench_step_speedup", _B.step_speedup_path, "Write the step speedup per norm of the engine's "
+                    "path over the norm-kernel path to this JSON file (e.g. artifacts/perf/step_speedup.json).")
 flags.DEFINE_boolean("bench_profile", _B.profile, "Also profile --bench_steps steps of each norm with TensorFlow's "
-                     "profiler, on the project's path and before issue 20: op time per step by op type and by layer.")
-flags.DEFINE_integer("bench_runs", _B.runs, "Also time whole training runs (2 epochs) of each norm, on the project's "
-                     "path and before issue 20, this many interleaved times (0: none).")
-flags.DEFINE_boolean("bench_parts", _B.parts, "Also time the project's path without each part of issue 20 (3x3 and "
-                     "1x1 conv kernels, dropout, rotation): what each is worth.")
+                     "profiler, on the engine's path and the norm-kernel path: op time per step by op type and by layer.")
+flags.DEFINE_integer("bench_runs", _B.runs, "Also time whole training runs (2 epochs) of each norm, on the engine's "
+                     "path and the norm-kernel path, this many interleaved times (0: none).")
+flags.DEFINE_boolean("bench_parts", _B.parts, "Also time the engine's path without each of its parts (3x3 and 1x1 "
+                     "conv kernels, dropout, pooling, rotation, steps per call): what each is worth.")
 
 HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull", "-?")
 
@@ -116,10 +115,9 @@ def options():
     values = {name: FLAGS[name].value for name in config_lib.FIELD_GROUP}
     config = config_lib.RunConfig.create(**values)
     suite = config_lib.SuiteOptions(jobs=FLAGS.jobs, sweep_epochs=FLAGS.sweep_epochs, sweep_seeds=FLAGS.sweep_seeds)
-    bench = config_lib.BenchOptions(norms=tuple(FLAGS.bench_norms), steps=FLAGS.bench_steps,
-                                    repeats=FLAGS.bench_repeats, levers=FLAGS.bench_levers,
-                                    step_speedup_path=FLAGS.bench_step_speedup, profile=FLAGS.bench_profile,
-                                    runs=FLAGS.bench_runs, parts=FLAGS.bench_parts)
+    bench = BenchOptions(norms=tuple(FLAGS.bench_norms), steps=FLAGS.bench_steps, repeats=FLAGS.bench_repeats,
+                         levers=FLAGS.bench_levers, step_speedup_path=FLAGS.bench_step_speedup,
+                         profile=FLAGS.bench_profile, runs=FLAGS.bench_runs, parts=FLAGS.bench_parts)
     chosen = [m for m, on in (("suite", FLAGS.suite), ("report_only", FLAGS.report_only),
                               ("explain", FLAGS.explain), ("bench", FLAGS.bench), ("predict", FLAGS.predict)) if on]
     if len(chosen) > 1:

@@ -6,7 +6,8 @@
   it never changes the name, because it does not change what is learned.
 * `Outputs` says where the files go and what is written.
 
-Suite parameters (`SuiteOptions`) belong to the suites, not to a run. This module imports no
+Suite parameters (`SuiteOptions`) belong to the suites, not to a run; the benchmark's are in
+keras_norm/bench/options.py. This module imports no
 TensorFlow: the command line validates everything here before paying for that import.
 """
 
@@ -20,9 +21,6 @@ NORMS = ("bn", "gn", "ln", "in", "none")
 LN_IMPLS = ("group", "layer")
 SCHEDULES = ("constant", "step", "onecycle")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
-# With --fast, which of the speed engine trains: all of it, or the path of the day issue 20 was opened (the
-# benchmark's comparison, keras_norm/engine/paths.py).
-ENGINE_PATHS = ("project", "before")
 DEFAULT_GROUPS = 4
 # Channel widths of the CNN (see keras_norm/model.py): two 3x3 convs, a 1x1 transition, three 3x3.
 BLOCK1 = (8, 16)
@@ -50,12 +48,12 @@ def check_groups(norm, groups):
             )
 
 
-def _check_choice(name, value, choices):
+def check_choice(name, value, choices):
     if value not in choices:
         raise KerasNormError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
 
 
-def _check_range(name, value, low, high=math.inf, low_open=False, high_open=False):
+def check_range(name, value, low, high=math.inf, low_open=False, high_open=False):
     """One message for every out-of-range, NaN or infinite number."""
     ok = math.isfinite(value) and (value > low if low_open else value >= low) and (
         value < high if high_open else value <= high)
@@ -89,21 +87,21 @@ class Learning:
     val_fraction: float = 1 / 12  # held out of the training images for every choice (5,000 of MNIST's 60,000)
 
     def validate(self):
-        _check_choice("norm", self.norm, NORMS)
-        _check_choice("ln_impl", self.ln_impl, LN_IMPLS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("norm", self.norm, NORMS)
+        check_choice("ln_impl", self.ln_impl, LN_IMPLS)
+        check_choice("schedule", self.schedule, SCHEDULES)
         for name in ("l1", "l2"):
-            _check_range(name, getattr(self, name), 0, 1)
-        _check_range("dropout", self.dropout, 0, 1, high_open=True)
-        _check_range("lr", self.lr, 0, 1e6, low_open=True)
-        _check_range("momentum", self.momentum, 0, 1, high_open=True)
-        _check_range("rotation_degrees", self.rotation_degrees, 0, 180)
-        _check_range("epochs", self.epochs, 1, 10_000)
-        _check_range("batch_size", self.batch_size, 1, 100_000)
-        _check_range("seed", self.seed, 0, MAX_SEED)
-        _check_range("train_limit", self.train_limit, 0, 10**9)
-        _check_range("test_limit", self.test_limit, 0, 10**9)
-        _check_range("val_fraction", self.val_fraction, 0, 0.5, low_open=True)
+            check_range(name, getattr(self, name), 0, 1)
+        check_range("dropout", self.dropout, 0, 1, high_open=True)
+        check_range("lr", self.lr, 0, 1e6, low_open=True)
+        check_range("momentum", self.momentum, 0, 1, high_open=True)
+        check_range("rotation_degrees", self.rotation_degrees, 0, 180)
+        check_range("epochs", self.epochs, 1, 10_000)
+        check_range("batch_size", self.batch_size, 1, 100_000)
+        check_range("seed", self.seed, 0, MAX_SEED)
+        check_range("train_limit", self.train_limit, 0, 10**9)
+        check_range("test_limit", self.test_limit, 0, 10**9)
+        check_range("val_fraction", self.val_fraction, 0, 0.5, low_open=True)
         if self.norm == "gn":
             check_groups(self.norm, self.groups)
         if self.data_path is not None and not self.data_path.strip():
@@ -129,20 +127,18 @@ class Runtime:
     """How the run is computed: none of it changes what is learned."""
 
     fast: bool = True  # train with the speed engine (keras_norm/engine): same layers, faster ops
-    engine_path: str = "project"  # with fast: "before" trains only the parts of the day issue 20 was opened
     threads: int = 0  # TensorFlow threads per op pool (intra- and inter-op); 0 = TensorFlow's default
-    steps_per_execution: int = 64  # batches per compiled call: same updates, less per-step overhead (was 8)
+    steps_per_execution: int = 64  # batches per compiled call: same updates, less per-step overhead
     deterministic: bool = False  # TensorFlow op determinism (same seed -> same bits)
     distribute: str = "none"  # tf.distribute strategy (keras_norm/distribute.py)
     sync_bn: bool = True  # synchronized BatchNormalization when there is more than one replica
     logical_cpus: int = 0  # >1: split the CPU into that many devices (to try `mirrored` without GPUs)
 
     def validate(self):
-        _check_choice("distribute", self.distribute, DISTRIBUTE)
-        _check_choice("engine_path", self.engine_path, ENGINE_PATHS)
-        _check_range("threads", self.threads, 0, 1024)
-        _check_range("steps_per_execution", self.steps_per_execution, 1, 10_000)
-        _check_range("logical_cpus", self.logical_cpus, 0, 64)
+        check_choice("distribute", self.distribute, DISTRIBUTE)
+        check_range("threads", self.threads, 0, 1024)
+        check_range("steps_per_execution", self.steps_per_execution, 1, 10_000)
+        check_range("logical_cpus", self.logical_cpus, 0, 64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,36 +224,7 @@ class SuiteOptions:
 
     def validate(self):
         if self.jobs is not None:
-            _check_range("jobs", self.jobs, 1, 64)
-        _check_range("sweep_epochs", self.sweep_epochs, 1, 10_000)
-        _check_range("sweep_seeds", self.sweep_seeds, 1, 100)
-        return self
-
-
-@dataclasses.dataclass(frozen=True)
-class BenchOptions:
-    """Parameters of the training-speed benchmark (`--bench`, keras_norm/engine/bench.py)."""
-
-    norms: tuple = ("bn", "gn", "ln")
-    steps: int = 256  # training steps per repeat (four calls of 64; the first is not timed)
-    repeats: int = 7  # interleaved repeats; the median counts
-    levers: bool = False  # also time each speed lever alone
-    step_speedup_path: str = ""  # if set, the step speedup over 'before' per norm is written there (JSON)
-    profile: bool = False  # also profile `steps` steps per norm and path (engine/profile_step.py)
-    runs: int = 0  # if > 0, also time whole training runs, this many interleaved times (engine/bench_runs.py)
-    parts: bool = False  # also time the project's path without each part of issue 20 (engine/paths.py)
-
-    def validate(self):
-        unknown = [n for n in self.norms if n not in NORMS]
-        if unknown or not self.norms:
-            raise KerasNormError(f"unknown norm(s) {', '.join(unknown) or '(none given)'} in --bench_norms; "
-                                 f"choose from {', '.join(NORMS)}")
-        _check_range("bench_repeats", self.repeats, 1, 1000)
-        _check_range("bench_runs", self.runs, 0, 100)
-        spe = Runtime().steps_per_execution
-        if self.steps < 2 * spe:  # a timing runs from the end of the first compiled call to the end of the last
-            raise KerasNormError(f"--bench_steps must be at least {2 * spe} (two calls of {spe} steps)")
-        _check_range("bench_steps", self.steps, 2 * spe, 100_000)
-        if self.step_speedup_path and not self.step_speedup_path.endswith(".json"):
-            raise KerasNormError(f"--bench_step_speedup must name a .json file, not {self.step_speedup_path!r}")
+            check_range("jobs", self.jobs, 1, 64)
+        check_range("sweep_epochs", self.sweep_epochs, 1, 10_000)
+        check_range("sweep_seeds", self.sweep_seeds, 1, 100)
         return self

@@ -1,6 +1,12 @@
 """What a finished run reports: metrics from its history, weight statistics, misclassified digits."""
 
 import platform
+import sys
+
+try:
+    import resource  # POSIX only: on Windows the peak memory is left out (None)
+except ImportError:
+    resource = None
 
 import keras
 import numpy as np
@@ -8,6 +14,14 @@ import tensorflow as tf
 
 TARGET_ACCURACY = 0.994
 NEAR_ZERO = 1e-3  # |w| below this counts as a near-zero weight (the L1 effect)
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far, MB; None where the platform does not report it."""
+    if resource is None:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0), 1)  # macOS: bytes; Linux: KiB
 
 
 def summarize(history, params, dataset, config):

@@ -16,15 +16,12 @@ The NumPy results are checked against Keras's own layers, `keras.layers.BatchNor
 import os
 
 import keras
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_norm import fileio  # noqa: E402
-from keras_norm.errors import KerasNormError  # noqa: E402
-from keras_norm.model import EPSILON  # noqa: E402
+from keras_norm import fileio
+from keras_norm.errors import KerasNormError
+from keras_norm.model import EPSILON
+from keras_norm.plotting import plt
 
 SHAPE = (4, 2, 2, 4)  # N, H, W, C
 GN_GROUPS = 2

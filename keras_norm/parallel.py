@@ -24,7 +24,7 @@ def default_jobs(jobs=None):
 def train_one(config):
     """Trains one run (in a worker process); a failure comes back as a `failed` result."""
     import_tensorflow()
-    from keras_norm import train  # after the quiet TensorFlow import: train imports TensorFlow
+    from keras_norm import train  # noqa: I001  (after the quiet TensorFlow import: train imports TensorFlow)
 
     try:
         return train.train(config, verbose=0)

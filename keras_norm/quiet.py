@@ -23,8 +23,8 @@ def import_tensorflow():
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
         import keras  # noqa: F401
+        import tensorflow  # noqa: F401
     except ImportError as e:
         raise KerasNormError(f"TensorFlow is not installed ({e}); install it with {INSTALL_HINT}") from None
     finally:

@@ -1,12 +1,11 @@
 """One training run: data -> Keras model -> `model.fit` with Keras callbacks -> files in the run folder.
 
-The steps, each a function below: `build` the model (Keras's layers; with `--fast` a copy with faster
-layers is what trains), `prepare` the run folder (fresh start or resume), `callbacks`, `fit`, and
+The steps, each a function below: `build` the model (Keras's layers; with `--fast` the speed engine's copy
+with faster layers is what trains), `prepare` the run folder (fresh start or resume), `callbacks`, `fit`, and
 `finish` (metrics, the best weights back into the plain Keras model, misclassified digits, export).
 """
 
 import os
-import resource
 import shutil
 
 import keras
@@ -16,9 +15,8 @@ import tensorflow as tf
 from keras_norm import data, distribute, engine, evaluate, fileio, pipeline
 from keras_norm import model as model_lib
 from keras_norm.callbacks import AtomicModelCheckpoint, EpochLog, TestEvaluation
-from keras_norm.engine import paths
 from keras_norm.errors import KerasNormError
-from keras_norm.inside import InsideStats
+from keras_norm.layer_stats import InsideStats
 from keras_norm.run_folder import RunFolder
 from keras_norm.schedules import make_schedule
 
@@ -27,9 +25,9 @@ def run_dir(config):
     return os.path.join(config.outputs.artifacts_dir, "runs", config.folder_name)
 
 
-def train(config, dataset=None, log=print, verbose="auto"):
+def train(config, dataset=None, log=print, verbose="auto", engine_options=engine.Options()):
     """Trains one run and returns its metrics (plus `folder`, `chief`). Raises KerasNormError on bad input or
-    divergence."""
+    divergence. `engine_options`: the parts of the speed engine a `--fast` run uses (all of them by default)."""
     config.validate()
     multi_worker = config.runtime.distribute == "multi_worker"
     if multi_worker:
@@ -54,7 +52,8 @@ def train(config, dataset=None, log=print, verbose="auto"):
             return dict(done, chief=chief, folder=folder.path)
         if chief:
             fileio.check_writable(os.path.dirname(folder.path))
-    return dict(run(config, dataset, strategy, folder, log, verbose, chief), chief=chief, folder=folder.path)
+    return dict(run(config, dataset, strategy, folder, log, verbose, chief, engine_options), chief=chief,
+                folder=folder.path)
 
 
 def _finished_before(folder, config, log):
@@ -67,11 +66,11 @@ def _finished_before(folder, config, log):
     return None
 
 
-def run(config, dataset, strategy, folder, log, verbose, chief=True):
+def run(config, dataset, strategy, folder, log, verbose, chief=True, engine_options=engine.Options()):
     """The steps of one run in `folder`; returns its metrics."""
     config = steps_per_call(config, log)
-    model, trainee, sync_bn = build(config, strategy, steps_per_epoch=-(-len(dataset.y_train)
-                                                                       // config.learning.batch_size))
+    steps_per_epoch = -(-len(dataset.y_train) // config.learning.batch_size)
+    model, trainee, sync_bn = build(config, strategy, steps_per_epoch, engine_options)
     params = model_lib.trainable_params(model)
     folder.prepare(config.outputs.overwrite)
     write_start_files(folder, config, dataset, model, params, strategy.num_replicas_in_sync, sync_bn)
@@ -85,11 +84,12 @@ def run(config, dataset, strategy, folder, log, verbose, chief=True):
     test_data = pipeline.eval_pipeline(dataset.x_test, dataset.y_test)
     if distribute.is_multi_worker(strategy):
         test_data = distribute.shard_by_data(test_data)
-    fit(trainee, dataset, config, strategy, callbacks(folder, config, dataset, test_data, log), verbose)
-    return finish(folder, config, dataset, trainee, params, chief, log)
+    fit(trainee, dataset, config, strategy, callbacks(folder, config, dataset, test_data, log), verbose,
+        fast_rotation=config.runtime.fast and engine_options.fast_rotation)
+    return finish(folder, config, dataset, trainee, params, chief, log, engine_options)
 
 
-def build(config, strategy, steps_per_epoch):
+def build(config, strategy, steps_per_epoch, engine_options=engine.Options()):
     """(Keras model, the model that trains, synchronized BN?): with `--fast` the second is the engine's
     faster copy of the first, else the same object. Both are built in the strategy's scope."""
     learning, runtime = config.learning, config.runtime
@@ -97,18 +97,14 @@ def build(config, strategy, steps_per_epoch):
     set_seeds(learning.seed, runtime.deterministic)
     with strategy.scope():
         model = model_lib.build_from_config(learning, sync_bn=sync_bn)
-        trainee = accelerated(model, runtime)
+        trainee = accelerated(model, runtime, engine_options)
         compile_model(trainee, learning, runtime.steps_per_execution, steps_per_epoch)
     return model, trainee, sync_bn
 
 
 def steps_per_call(config, log):
-    """`config` with the steps per compiled call its run trains: `--steps_per_execution`, but 8 on
-    `--engine_path=before` (the path of its day) and 1 under `--distribute`."""
-    path_spe = config.runtime.fast and _engine_path(config.runtime).steps_per_execution
-    if path_spe and path_spe != config.runtime.steps_per_execution:
-        log(f"{config.folder_name}: --engine_path=before trains {path_spe} steps per call, as the path of its day")
-        config = config.replace(steps_per_execution=path_spe)
+    """`config` with the steps per compiled call its run trains: `--steps_per_execution`, but 1 under
+    `--distribute`."""
     if config.runtime.distribute != "none" and config.runtime.steps_per_execution > 1:
         # Keras 3.15's multi-step training loop fails to build under tf.distribute strategies.
         log(f"{config.folder_name}: --distribute trains one step per call")
@@ -116,15 +112,9 @@ def steps_per_call(config, log):
     return config
 
 
-def accelerated(model, runtime):
-    """With `--fast`, the engine's copy of `model` on the parts `--engine_path` names; else `model` itself."""
-    return engine.accelerate(model, **_engine_path(runtime).accelerate_options) if runtime.fast else model
-
-
-def _engine_path(runtime):
-    """The `paths.Path` of `--engine_path`: engine.accelerate's options, the pipeline's rotation kernel, and steps per
-    call."""
-    return paths.options(before=runtime.engine_path == "before")
+def accelerated(model, runtime, engine_options=engine.Options()):
+    """With `--fast`, the speed engine's copy of `model`; else `model` itself."""
+    return engine.accelerate(model, engine_options) if runtime.fast else model
 
 
 def compile_model(model, learning, steps_per_execution, steps_per_epoch):
@@ -163,18 +153,17 @@ def callbacks(folder, config, dataset, test_data, log):
         # double_checkpoint keeps the previous epoch's backup, so a kill during a save can fall back on it.
         keras.callbacks.BackupAndRestore(folder.file("backup"), double_checkpoint=True),
     ]
-    if config.runtime.distribute == "none":  # a probe of one process's model copy (keras_norm/inside.py)
+    if config.runtime.distribute == "none":  # a probe of one process's model copy (keras_norm/layer_stats.py)
         out.insert(1, InsideStats(folder, config.learning, dataset.x_val, dataset.y_val))
     if config.outputs.tensorboard:
         out.append(keras.callbacks.TensorBoard(folder.file("tensorboard")))
     return out
 
 
-def fit(model, dataset, config, strategy, callback_list, verbose):
+def fit(model, dataset, config, strategy, callback_list, verbose, fast_rotation=False):
     learning = config.learning
     train_data = pipeline.train_pipeline(dataset, learning.batch_size, learning.seed, learning.augment,
-                                         learning.rotation_degrees,
-                                         fast=config.runtime.fast and _engine_path(config.runtime).rotation_kernel)
+                                         learning.rotation_degrees, fast=fast_rotation)
     val_data = pipeline.eval_pipeline(dataset.x_val, dataset.y_val)
     if distribute.is_multi_worker(strategy):
         train_data, val_data = distribute.shard_by_data(train_data), distribute.shard_by_data(val_data)
@@ -184,7 +173,7 @@ def fit(model, dataset, config, strategy, callback_list, verbose):
               verbose=verbose)
 
 
-def finish(folder, config, dataset, trainee, params, chief, log):
+def finish(folder, config, dataset, trainee, params, chief, log, engine_options=engine.Options()):
     """Checks the run completed, writes metrics; the chief also saves, evaluates and exports the best model."""
     history = folder.history()
     losses = [r.get(k, np.nan) for r in history for k in ("loss", "val_loss", "test_loss")]
@@ -197,12 +186,11 @@ def finish(folder, config, dataset, trainee, params, chief, log):
         raise KerasNormError(f"{config.folder_name}: {reason}")
     metrics = evaluate.summarize(history, params, dataset, config)
     metrics["weights"] = evaluate.weight_stats(trainee)  # the final epoch's weights
-    # Peak resident memory of this process so far (Linux reports KiB): a bound for one training run.
-    metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    metrics["peak_rss_mb"] = evaluate.peak_rss_mb()  # this process's peak so far: a bound for one run
     if chief:  # the chief reports the errors and exports the model
         final = keras_copy(config, trainee)  # the final epoch's weights: the headline model
         folder.write("misclassified.json", evaluate.misclassified(final, dataset))
-        model = best_keras_model(config, folder.file("best.weights.h5"))
+        model = best_keras_model(config, folder.file("best.weights.h5"), engine_options)
         model.save(folder.file("model.keras"))
         if config.outputs.export:
             shutil.rmtree(folder.file("saved_model"), ignore_errors=True)  # a half export of a killed attempt
@@ -221,11 +209,11 @@ def keras_copy(config, trainee):
     return model
 
 
-def best_keras_model(config, weights_path):
+def best_keras_model(config, weights_path, engine_options=engine.Options()):
     """The plain Keras model with the validation-best weights, built outside any strategy scope (it is
     evaluated and exported by the chief alone). The weights file has the layout of the model that trained."""
     model = model_lib.build_from_config(config.learning)
-    trained_layout = accelerated(model, config.runtime)
+    trained_layout = accelerated(model, config.runtime, engine_options)
     trained_layout.load_weights(weights_path)
     if trained_layout is not model:
         model.set_weights(trained_layout.get_weights())  # same weights, same order

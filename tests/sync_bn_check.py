@@ -13,7 +13,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_norm import distribute, model as model_lib  # noqa: E402
+from keras_norm import distribute  # noqa: E402
+from keras_norm import model as model_lib  # noqa: E402
 
 distribute.split_cpu(2)
 rng = np.random.default_rng(0)

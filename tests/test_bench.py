@@ -24,7 +24,7 @@ class BenchHarnessTest(unittest.TestCase):
             lines = [json.loads(line) for line in out.strip().splitlines()]
             profiles = [line for line in lines if "by_layer" in line]
             lines = [line for line in lines if "by_layer" not in line]
-            self.assertEqual([(p["norm"], p["path"]) for p in profiles], [("gn", "project"), ("gn", "before")])
+            self.assertEqual([(p["norm"], p["path"]) for p in profiles], [("gn", "engine"), ("gn", "norm_kernel")])
             for p in profiles:  # the profiled steps' ops land on the model's layers
                 self.assertGreater(p["op_ms_per_step"], 0)
                 self.assertGreater(p["wall_ms_per_step"], 0)
@@ -36,25 +36,26 @@ class BenchHarnessTest(unittest.TestCase):
             self.assertGreater(lines[1]["peak_rss_mb"], 0)
             written = helpers.read_json(speedup)  # the conv kernel's step speedup, from the same timings
             self.assertEqual(list(written), ["gn"])
-            self.assertEqual(written["gn"]["after_images_per_sec"], lines[0]["images_per_sec"])
-            self.assertEqual(written["gn"]["before_images_per_sec"], lines[0]["before_images_per_sec"])
+            self.assertEqual(written["gn"]["engine_images_per_sec"], lines[0]["images_per_sec"])
+            self.assertEqual(written["gn"]["norm_kernel_images_per_sec"], lines[0]["norm_kernel_images_per_sec"])
             self.assertGreater(written["gn"]["speedup"], 0)
 
     def test_whole_runs_of_both_paths_are_timed_in_a_temporary_folder(self):
         from unittest import mock
 
-        from keras_norm import engine
         from keras_norm import model as model_lib
-        from keras_norm.engine import bench_runs, conv
+        from keras_norm.bench import runs as bench_runs
+        from keras_norm.engine import conv
         from keras_norm.run_folder import RunFolder
 
-        trained = []  # (artifacts folder, whether the run trained on "before"); no training, to keep the suite short
-        model = model_lib.build_model("gn")
+        trained = []  # (artifacts folder, whether the run trained without the conv kernels); no training, to keep
+        model = model_lib.build_model("gn")  # the suite short
 
-        def fake_train(config, dataset, log, verbose):
-            layers = bench_runs.train.accelerated(model, config.runtime).layers  # what train.build would train
-            before = not any(isinstance(layer, conv.FastConv2D) for layer in layers)
-            trained.append((config.outputs.artifacts_dir, before))
+        def fake_train(config, dataset, log, verbose, engine_options):
+            layers = bench_runs.train.accelerated(model, config.runtime, engine_options).layers  # what train.build
+            norm_kernel = not any(isinstance(layer, conv.FastConv2D) for layer in layers)  # would train
+            self.assertEqual(config.runtime.steps_per_execution, 8 if norm_kernel else 64)
+            trained.append((config.outputs.artifacts_dir, norm_kernel))
             folder = RunFolder(bench_runs.train.run_dir(config))
             folder.prepare(overwrite=True)
             folder.write_history([{"epoch": 1, "seconds": 2.0 if trained[-1][1] else 1.0}])
@@ -67,48 +68,51 @@ class BenchHarnessTest(unittest.TestCase):
             self.assertEqual(set(os.listdir(tmp)), before)  # nothing left behind
         self.assertEqual([b for _, b in trained], [False, True, False, True])  # interleaved
         self.assertFalse(any(folder.startswith(tmp) for folder, _ in trained))  # a temporary folder of its own
-        self.assertEqual((line["norm"], line["project_epoch_seconds"], line["before_epoch_seconds"]), ("gn", 1.0, 2.0))
+        self.assertEqual((line["norm"], line["engine_epoch_seconds"], line["norm_kernel_epoch_seconds"]),
+                         ("gn", 1.0, 2.0))
         self.assertEqual(line["epoch_speedup"], 2.0)
         self.assertGreater(line["run_speedup"], 1.2)
 
-    def test_engine_path_before_trains_keras_convs_dropout_pooling_and_rotation_8_steps_per_call(self):
+    def test_train_builds_and_feeds_what_the_engine_options_say(self):
         from unittest import mock
 
         import keras
 
-        from keras_norm import distribute, pipeline, train
+        from keras_norm import distribute, engine, pipeline, train
+        from keras_norm.bench import paths
         from keras_norm.config import RunConfig
         from keras_norm.engine import conv, dropout, pooling
 
         strategy = distribute.make_strategy("none", 0)
+        config = RunConfig.create(norm="bn")
         kinds, rotation_kernel = {}, {}
-        for path in ("project", "before"):
-            config = RunConfig.create(norm="bn", engine_path=path)
-            _, trainee, _ = train.build(config, strategy, steps_per_epoch=10)
-            kinds[path] = {type(layer) for layer in trainee.layers}
+        for name, path in paths.NAMES.items():
+            _, trainee, _ = train.build(config, strategy, 10, path.engine_options)
+            kinds[name] = {type(layer) for layer in trainee.layers}
             with mock.patch.object(pipeline, "train_pipeline", side_effect=StopIteration) as make_pipeline:
                 with self.assertRaises(StopIteration):  # stops at the input pipeline: no training
-                    train.fit(trainee, None, config, strategy, [], 0)
-            rotation_kernel[path] = make_pipeline.call_args.kwargs["fast"]
+                    train.fit(trainee, None, config, strategy, [], 0, fast_rotation=path.engine_options.fast_rotation)
+            rotation_kernel[name] = make_pipeline.call_args.kwargs["fast"]
         fast = {conv.FastConv2D, dropout.FastDropout, pooling.FastMaxPooling2D}
-        self.assertTrue(fast <= kinds["project"])
-        self.assertFalse(fast & kinds["before"])
-        self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout, keras.layers.MaxPooling2D} <= kinds["before"])
-        self.assertEqual(rotation_kernel, {"project": True, "before": False})
+        self.assertTrue(fast <= kinds["engine"])
+        self.assertFalse(fast & kinds["norm_kernel"])
+        self.assertTrue({keras.layers.Conv2D, keras.layers.Dropout, keras.layers.MaxPooling2D} <= kinds["norm_kernel"])
+        self.assertEqual(rotation_kernel, {"engine": True, "norm_kernel": False})
+        self.assertEqual(paths.ENGINE.engine_options, engine.Options())  # a run's defaults are the whole engine
+        self.assertEqual({name: paths.steps_per_execution(path) for name, path in paths.NAMES.items()},
+                         {"engine": RunConfig().runtime.steps_per_execution, "norm_kernel": 8})
         said = []
-        calls = {path: train.steps_per_call(RunConfig.create(norm="bn", engine_path=path), said.append)
-                 for path in ("project", "before")}
-        self.assertEqual({path: c.runtime.steps_per_execution for path, c in calls.items()},
-                         {"project": RunConfig().runtime.steps_per_execution, "before": 8})
-        self.assertEqual(len(said), 1)  # the run's log says why "before" trains 8 steps per call
-        distributed = RunConfig.create(norm="bn", engine_path="before", distribute="mirrored")
+        distributed = RunConfig.create(norm="bn", distribute="mirrored")
         self.assertEqual(train.steps_per_call(distributed, said.append).runtime.steps_per_execution, 1)
+        self.assertEqual(len(said), 1)  # the run's log says why
+        self.assertEqual(train.steps_per_call(config, said.append), config)
 
     def test_parts_give_one_line_each_with_the_gain_of_having_it(self):
         from unittest import mock
 
         from keras_norm import data
-        from keras_norm.engine import bench, paths
+        from keras_norm.bench import paths
+        from keras_norm.bench import steps as bench
 
         with tempfile.TemporaryDirectory() as tmp:
             dataset = data.load(helpers.write_small_npz(tmp, n_train=200, n_test=16))
@@ -125,10 +129,11 @@ class BenchHarnessTest(unittest.TestCase):
 
         from keras_norm import engine
         from keras_norm import model as model_lib
-        from keras_norm.engine import conv, dropout, paths, pooling
+        from keras_norm.bench import paths
+        from keras_norm.engine import conv, dropout, pooling
 
-        def kinds(**options):
-            fast = engine.accelerate(model_lib.build_model("gn"), **options)
+        def kinds(options):
+            fast = engine.accelerate(model_lib.build_model("gn"), options)
             return {(type(layer).__name__, tuple(getattr(layer, "kernel_size", ()))) for layer in fast.layers}
 
         fast3, fast1 = (conv.FastConv2D.__name__, (3, 3)), (conv.FastConv2D.__name__, (1, 1))
@@ -142,17 +147,17 @@ class BenchHarnessTest(unittest.TestCase):
                     "dropout": ({fast3, fast1, keras_dropout, fast_pool}, True, None),
                     "pooling": ({fast3, fast1, fast_dropout, keras_pool}, True, None),
                     "rotation": (every, False, None),
-                    "steps_per_execution": (every, True, paths.BEFORE_STEPS_PER_EXECUTION)}
+                    "steps_per_execution": (every, True, paths.FEW_STEPS_PER_EXECUTION)}
         self.assertEqual(set(expected), set(paths.PARTS))
         for part, (layers, *rest) in expected.items():
             with self.subTest(part=part):
-                path = paths.options(without=part)
-                self.assertLessEqual(layers, kinds(**path.accelerate_options))
-                self.assertEqual(list(path[1:]), rest)
-        path = paths.options(before=True)
-        self.assertLessEqual({keras3, keras1, keras_dropout, keras_pool}, kinds(**path.accelerate_options))
-        self.assertEqual(list(path[1:]), [False, 8])
-        self.assertEqual(list(paths.options()[1:]), [True, None])
+                path = paths.without(part)
+                self.assertLessEqual(layers, kinds(path.engine_options))
+                self.assertEqual([path.engine_options.fast_rotation, path.steps_per_execution], rest)
+        path = paths.NORM_KERNEL
+        self.assertLessEqual({keras3, keras1, keras_dropout, keras_pool}, kinds(path.engine_options))
+        self.assertEqual([path.engine_options.fast_rotation, path.steps_per_execution], [False, 8])
+        self.assertEqual([paths.ENGINE.engine_options.fast_rotation, paths.ENGINE.steps_per_execution], [True, None])
 
     @unittest.skipUnless(HAS_COMPILER, "no C++ compiler: no conv kernel to stand in for")
     def test_free_convs_trace_no_convolution(self):
@@ -160,7 +165,7 @@ class BenchHarnessTest(unittest.TestCase):
 
         from keras_norm import engine
         from keras_norm import model as model_lib
-        from keras_norm.engine import bench
+        from keras_norm.bench import steps as bench
         from tests.test_native import op_types
 
         fast, spec = engine.accelerate(model_lib.build_model("gn")), tf.TensorSpec((2, 28, 28, 1), tf.float32)
@@ -177,7 +182,7 @@ class BenchHarnessTest(unittest.TestCase):
         self.assertIn("KerasNormConv3x3FilterGrad", real)  # and the stand-in is gone afterwards
 
     def test_profile_sums_op_time_per_step_by_type_and_layer(self):
-        from keras_norm.engine import profile_step
+        from keras_norm.bench import profile as profile_step
 
         events = [("step", "while/body/_1/cnn/conv2_1/convolution", "Conv2D", 3.0),
                   ("step", "while/body/_1/cnn/conv2_bn_1/add", "AddV2", 1.0),

@@ -1,6 +1,7 @@
 import unittest
 
-from keras_norm.config import BenchOptions, RunConfig, SuiteOptions
+from keras_norm.bench.options import BenchOptions
+from keras_norm.config import RunConfig, SuiteOptions
 from keras_norm.errors import KerasNormError
 
 

@@ -13,8 +13,15 @@ import tensorflow as tf
 
 from keras_norm import engine
 from keras_norm import model as model_lib
-from keras_norm.engine import bench_conv, conv, native
-from tests.test_native import HAS_COMPILER, failed_build, kernel, op_types, values_and_gradients
+from keras_norm.bench import conv as bench_conv
+from keras_norm.engine import conv, native
+from tests.test_native import (
+    HAS_COMPILER,
+    failed_build,
+    kernel,
+    op_types,
+    values_and_gradients,
+)
 
 # (H, W, Ci, Co): every 3x3 convolution of the default model, then odd ones (odd widths, the scalar loops
 # for output widths other than 8 and 16, one output row or column, a first layer of odd and of long rows).

@@ -2,9 +2,8 @@
 
 import unittest
 
-import numpy as np
-
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_norm import engine

@@ -7,11 +7,13 @@ import unittest
 
 import numpy as np
 
-from keras_norm import bn_stats, inside, inside_report, shift, train
+from keras_norm import layer_stats, train
 from keras_norm import model as model_lib
 from keras_norm.config import RunConfig, SuiteOptions
 from keras_norm.errors import KerasNormError
-from keras_norm.seeds import suite_dir
+from keras_norm.studies import bn_batch_stats, shift
+from keras_norm.studies import inside as inside_suite
+from keras_norm.studies.seeds import suite_dir
 from tests import helpers
 
 
@@ -54,18 +56,18 @@ class EvaluationSuitesTest(unittest.TestCase):
                     self.assertTrue(0.0 <= y.min() and y.max() <= 1.0)
 
     def test_bn_batch_statistics_and_gn_ln_invariance(self):
-        result = bn_stats.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
+        result = bn_batch_stats.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
         self.assertEqual(len(result["bn"]["moving_statistics"]), 2)
-        self.assertEqual(sorted(result["bn"]["batch_statistics"], key=int), [str(b) for b in bn_stats.BATCH_SIZES])
+        self.assertEqual(sorted(result["bn"]["batch_statistics"], key=int), [str(b) for b in bn_batch_stats.BATCH_SIZES])
         for norm in ("gn", "ln"):
             [check] = result["batch_invariance"][norm]
             self.assertTrue(check["same_predictions"])
             self.assertLess(check["max_abs_logit_diff"], 1e-4)
         self.assertEqual(helpers.read_json(os.path.join(self.artifacts, "bn_batch_stats.json"))["batch_sizes"],
-                         list(bn_stats.BATCH_SIZES))
+                         list(bn_batch_stats.BATCH_SIZES))
 
     def test_inside_gathers_every_epoch_of_every_norm(self):
-        result = inside_report.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
+        result = inside_suite.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
         self.assertEqual(result["bn"]["seeds"], [0, 1])
         for norm in ("bn", "gn", "ln"):
             entry = result[norm]
@@ -85,7 +87,7 @@ class InsideProbeTest(unittest.TestCase):
         y = np.arange(64) % 10
         for norm in ("bn", "gn", "ln", "none"):
             with self.subTest(norm=norm):
-                probe = inside.Probe(RunConfig.create(norm=norm).learning)
+                probe = layer_stats.Probe(RunConfig.create(norm=norm).learning)
                 model = model_lib.build_model(norm, dropout=0.0)
                 row = probe.measure(model.get_weights(), x, y)
                 conv1 = model.get_layer("conv1")(x).numpy()

@@ -1,11 +1,10 @@
-import tempfile
 import os
+import tempfile
 import unittest
 
 import numpy as np
 
 from keras_norm import explain
-
 from tests import helpers
 
 

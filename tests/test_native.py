@@ -10,7 +10,6 @@ import unittest
 from unittest import mock
 
 import numpy as np
-
 import tensorflow as tf
 
 from keras_norm.engine import fused, native

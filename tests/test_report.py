@@ -55,7 +55,7 @@ class ReportTest(unittest.TestCase):
     def render(self, **kwargs):
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
-            written = report.render(self.artifacts, **kwargs)
+            written = report.render(self.artifacts, os.path.join(self.artifacts, "seeds"), **kwargs)
         return written, err.getvalue()
 
     def test_runs_on_another_dataset_are_left_out_or_refused(self):

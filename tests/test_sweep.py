@@ -2,9 +2,11 @@ import os
 import tempfile
 import unittest
 
-from keras_norm import grid, lr_sweep, seeds, sweep, train
-from keras_norm.run_folder import RunFolder
+from keras_norm import train
 from keras_norm.config import RunConfig, SuiteOptions
+from keras_norm.run_folder import RunFolder
+from keras_norm.studies import batch_sweep as sweep
+from keras_norm.studies import grid, lr_sweep, seeds
 from tests import helpers
 
 
@@ -164,7 +166,7 @@ class GridTest(unittest.TestCase):
 
 class NoiseSuiteTest(unittest.TestCase):
     def test_four_runs_two_modes_one_json(self):
-        from keras_norm import noise
+        from keras_norm.studies import noise
 
         with tempfile.TemporaryDirectory() as tmp:
             npz = helpers.write_small_npz(tmp, n_train=128, n_test=32)

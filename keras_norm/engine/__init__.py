@@ -20,13 +20,18 @@ training back to the plain Keras model.
   (its gradient too);
 * pooling.py, kernels/maxpool.cc: `FastMaxPooling2D` and the 2x2 max pooling kernel it trains with;
 * rotation.py, kernels/affine.cc: `FastRandomRotation`, the input pipeline's rotation (pipeline.py uses it
-  with `--fast`), the same images as Keras's layer from a faster transform kernel;
-* bench.py: the benchmark that measures all of it against Keras's own layers.
+  with `--fast`), the same images as Keras's layer from a faster transform kernel.
+
+`Options` says which of these are used; the training code takes its defaults (all of them), and only the
+benchmark (keras_norm/bench/) turns parts off to measure what each is worth. The engine imports nothing of the
+package but its leaf utilities (the error type, the quiet TensorFlow import): it is the bottom layer.
 
 Only training uses the kernel: in inference the fast layers use TensorFlow ops, and the project saves
 and exports the plain Keras model. tests/test_engine.py proves the swapped model computes what the
 Keras model computes (outputs, gradients, moving statistics).
 """
+
+from typing import NamedTuple
 
 import keras
 
@@ -35,6 +40,16 @@ from keras_norm.engine import conv, dropout, fused, native, pooling
 CONV_SIZES = ((3, 3), (1, 1))  # the kernel sizes FastConv2D trains on C++ kernels
 NORM_CLASSES = {keras.layers.BatchNormalization: fused.FusedBatchNormalization,
                 keras.layers.GroupNormalization: fused.FusedGroupNormalization}
+
+
+class Options(NamedTuple):
+    """Which parts of the engine are used: all of them by default."""
+
+    native_kernel: bool = True  # norm + ReLU on the C++ kernel (else the fused layers' TensorFlow ops)
+    conv_sizes: tuple = CONV_SIZES  # Conv2D kernel sizes swapped for FastConv2D; others stay Keras's
+    fast_dropout: bool = True  # Dropout -> FastDropout
+    fast_pooling: bool = True  # MaxPooling2D -> FastMaxPooling2D
+    fast_rotation: bool = True  # the input pipeline rotates with FastRandomRotation (keras_norm/pipeline.py)
 
 
 def kernel_status():
@@ -72,14 +87,9 @@ def fed_by_data(model):
             and all(id(t) in inputs for node in layer._inbound_nodes for t in node.input_tensors)}
 
 
-def accelerate(model, native_kernel=True, conv_sizes=CONV_SIZES, fast_dropout=True, fast_pooling=True):
+def accelerate(model, options=Options()):
     """A copy of functional `model` with faster norm, conv, dropout and pooling layers (see the module doc), same
-    weights.
-
-    `native_kernel=False` keeps the fast norm layers on TensorFlow ops (the benchmark's `fused_norm` lever);
-    Conv2D layers of other kernel sizes than `conv_sizes` stay Keras's, and so do Dropout with
-    `fast_dropout=False` and MaxPooling2D with `fast_pooling=False` (`conv_sizes=()` and neither: the path before
-    issue 20, which the benchmark compares)."""
+    weights. `options` (an `Options`) turns parts off; layers it leaves alone are copied as Keras's own."""
     pairs = relu_after_norm(model)
     folded = set(pairs.values())
     first = fed_by_data(model)
@@ -87,15 +97,15 @@ def accelerate(model, native_kernel=True, conv_sizes=CONV_SIZES, fast_dropout=Tr
     def swap(layer):
         fast = NORM_CLASSES.get(type(layer))
         if fast is not None:
-            return fast(activation="relu" if layer.name in pairs else None, native=native_kernel,
+            return fast(activation="relu" if layer.name in pairs else None, native=options.native_kernel,
                         **layer.get_config())
         if layer.name in folded:
             return keras.layers.Identity(name=layer.name)
-        if type(layer) is keras.layers.Conv2D and tuple(layer.kernel_size) in conv_sizes:
+        if type(layer) is keras.layers.Conv2D and tuple(layer.kernel_size) in options.conv_sizes:
             return conv.FastConv2D(input_gradient=layer.name not in first, **layer.get_config())
-        if fast_dropout and type(layer) is keras.layers.Dropout:
+        if options.fast_dropout and type(layer) is keras.layers.Dropout:
             return dropout.FastDropout.from_config(layer.get_config())
-        if fast_pooling and type(layer) is keras.layers.MaxPooling2D:
+        if options.fast_pooling and type(layer) is keras.layers.MaxPooling2D:
             return pooling.FastMaxPooling2D.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 

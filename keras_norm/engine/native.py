@@ -102,7 +102,8 @@ def _build():
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
     except OSError:  # no writable home: build in the temporary directory instead
-        path = os.path.join(tempfile.gettempdir(), f"keras_norm-{os.getuid()}", os.path.basename(path))
+        user = os.getuid() if hasattr(os, "getuid") else "user"  # no getuid on Windows
+        path = os.path.join(tempfile.gettempdir(), f"keras_norm-{user}", os.path.basename(path))
         os.makedirs(os.path.dirname(path), exist_ok=True)
     # Processes starting together (a suite's runs, parallel tests) build once: the others wait for the lock.
     with _exclusive(path + ".lock"):

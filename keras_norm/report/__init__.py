@@ -1,4 +1,4 @@
-"""The report: graphs, 5x2 error grids and result tables from the main suite's runs (`artifacts/seeds/runs/`).
+"""The report: graphs, 5x2 error grids and result tables from a suite's runs (the main one: `artifacts/seeds/runs/`).
 
 Outputs (in the artifacts folder): graph1_data_loss.png, graph2_test_accuracy.png, training_curves.png,
 misclassified_<run>.png (one per variant, its lowest seed), confusion_matrices.png, report.md and
@@ -13,14 +13,12 @@ from keras_norm import fileio
 from keras_norm.errors import KerasNormError
 from keras_norm.report import plots, tables
 from keras_norm.report import runs as runs_lib
-from keras_norm.seeds import suite_dir
 
 
-def render(artifacts_dir, runs=(), source=None, log=None):
-    """Renders the comparison of the runs in `source` (default: the seeds suite's folder) into `artifacts_dir`;
+def render(artifacts_dir, source, runs=(), log=None):
+    """Renders the comparison of the runs in `source` (a suite's folder, holding `runs/`) into `artifacts_dir`;
     returns the list of files written."""
     log = log or (lambda m: print(m, file=sys.stderr))
-    source = source or suite_dir(artifacts_dir)
     if not os.path.isdir(os.path.join(source, "runs")):
         raise KerasNormError(f"no runs under {os.path.join(source, 'runs')}; train them with --suite=seeds first")
     fileio.check_writable(artifacts_dir)

@@ -7,16 +7,14 @@ final-epoch means (with the 95% CI for the test accuracy).
 
 import os
 
-import matplotlib
+import numpy as np
+from matplotlib import ticker
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_norm import data  # noqa: E402
-from keras_norm.errors import KerasNormError  # noqa: E402
-from keras_norm.report import runs as runs_lib  # noqa: E402
-from keras_norm.report import stats  # noqa: E402
+from keras_norm import data
+from keras_norm.errors import KerasNormError
+from keras_norm.plotting import plt
+from keras_norm.report import runs as runs_lib
+from keras_norm.report import stats
 
 DPI = 150
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -52,7 +50,7 @@ def _curves(ax, groups, key, scale=1.0, legend=None, style="-", with_label=True)
         out[name] = values
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3, which="both")
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     return out
 
 

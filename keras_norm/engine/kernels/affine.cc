@@ -135,14 +135,12 @@ class AffineTransformOp : public OpKernel {
                 ::tensorflow::errors::InvalidArgument("transforms must be (N or 1, 8), got ",
                                                       transforms.shape().DebugString()));
     OP_REQUIRES(ctx, fill.NumElements() == 1, ::tensorflow::errors::InvalidArgument("fill_value must be a scalar"));
-    Tensor* output = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, images.shape(), &output));
-    Image in{images.flat<float>().data(), images.dim_size(1), images.dim_size(2), images.dim_size(3),
-             fill.flat<float>()(0)};
+    float* out;
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, images.shape(), &out));
+    Image in{Data(images), images.dim_size(1), images.dim_size(2), images.dim_size(3), Data(fill)[0]};
     const int64_t size = in.h * in.w * in.c;
-    const float* t = transforms.flat<float>().data();
+    const float* t = Data(transforms);
     const bool shared = transforms.dim_size(0) == 1;
-    float* out = output->flat<float>().data();
     ForEachExample(ctx, n, 40 * in.h * in.w, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         Image image = in;

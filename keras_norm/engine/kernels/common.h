@@ -161,6 +161,24 @@ inline void ForEachExample(OpKernelContext* ctx, int64_t n, int64_t cost_per_exa
   while (chunks->done.load(std::memory_order_acquire) != count) std::this_thread::yield();
 }
 
+// The op set-up every kernel does: the float data of an input, and new output and temporary tensors with their
+// data (used as `OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, shape, &y));`).
+inline const float* Data(const Tensor& t) { return t.flat<float>().data(); }
+
+inline ::tensorflow::Status NewOutput(OpKernelContext* ctx, int index, const TensorShape& shape, float** data) {
+  Tensor* t = nullptr;
+  TF_RETURN_IF_ERROR(ctx->allocate_output(index, shape, &t));
+  *data = t->flat<float>().data();
+  return ::tensorflow::OkStatus();
+}
+
+// A temporary float tensor that `*keep` holds for as long as the op needs it.
+inline ::tensorflow::Status NewTemp(OpKernelContext* ctx, const TensorShape& shape, Tensor* keep, float** data) {
+  TF_RETURN_IF_ERROR(ctx->allocate_temp(::tensorflow::DT_FLOAT, shape, keep));
+  *data = keep->flat<float>().data();
+  return ::tensorflow::OkStatus();
+}
+
 // out[j] = sum over the n parts (in order) of parts[i * size + j]: the same bits whatever the thread count.
 inline void SumInOrder(const float* parts, int64_t n, int64_t size, float* out) {
   std::fill(out, out + size, 0.f);

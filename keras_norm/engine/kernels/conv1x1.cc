@@ -138,15 +138,14 @@ class Conv1x1Op : public OpKernel {
                                                       w_t.shape().DebugString()));
     const int64_t n = in_t.dim_size(0), rows = in_t.dim_size(1) * in_t.dim_size(2);
     const int64_t k = in_t.dim_size(3), m = w_t.dim_size(transposed_ ? 2 : 3);
-    Tensor* out_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, in_t.dim_size(1), in_t.dim_size(2), m}), &out_t));
-    const float* w = w_t.flat<float>().data();
+    float* out;
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, TensorShape({n, in_t.dim_size(1), in_t.dim_size(2), m}), &out));
+    const float* w = Data(w_t);
     std::vector<float> b(w, w + k * m);  // w is Ci x Co; the input gradient multiplies by its transpose
     if (transposed_)
       for (int64_t i = 0; i < m; ++i)
         for (int64_t o = 0; o < k; ++o) b[o * m + i] = w[i * k + o];
-    const float* in = in_t.flat<float>().data();
-    float* out = out_t->flat<float>().data();
+    const float* in = Data(in_t);
     ForEachExample(ctx, n, 2 * rows * k * m, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) Product(in + i * rows * k, b.data(), rows, k, m, out + i * rows * m);
     });
@@ -180,18 +179,18 @@ class Conv1x1FilterGradOp : public OpKernel {
                                                       dy_t.shape().DebugString(), " do not match"));
     const int64_t n = x_t.dim_size(0), rows = x_t.dim_size(1) * x_t.dim_size(2);
     const int64_t ci = x_t.dim_size(3), co = dy_t.dim_size(3), size = ci * co;
-    Tensor* dw_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({1, 1, ci, co}), &dw_t));
+    float* dw;
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, TensorShape({1, 1, ci, co}), &dw));
     Tensor parts_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({n, size}), &parts_t));
-    const float* x = x_t.flat<float>().data();
-    const float* dy = dy_t.flat<float>().data();
-    float* parts = parts_t.flat<float>().data();
+    float* parts;
+    OP_REQUIRES_OK(ctx, NewTemp(ctx, TensorShape({n, size}), &parts_t, &parts));
+    const float* x = Data(x_t);
+    const float* dy = Data(dy_t);
     ForEachExample(ctx, n, 2 * rows * size, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
         ProductTransposed(x + i * rows * ci, dy + i * rows * co, rows, ci, co, parts + i * size);
     });
-    SumInOrder(parts, n, size, dw_t->flat<float>().data());
+    SumInOrder(parts, n, size, dw);
   }
 };
 

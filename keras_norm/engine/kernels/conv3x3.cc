@@ -397,11 +397,10 @@ class Conv3x3Op : public OpKernel {
     OP_REQUIRES_OK(ctx, CheckKernel(w_t, x_t.dim_size(3)));
     const Shape s{x_t.dim_size(1), x_t.dim_size(2), x_t.dim_size(3), w_t.dim_size(3)};
     const int64_t n = x_t.dim_size(0);
-    Tensor* y_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, s.oh(), s.ow(), s.co}), &y_t));
-    const float* x = x_t.flat<float>().data();
-    const float* w = w_t.flat<float>().data();
-    float* y = y_t->flat<float>().data();
+    float* y;
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, TensorShape({n, s.oh(), s.ow(), s.co}), &y));
+    const float* x = Data(x_t);
+    const float* w = Data(w_t);
     ForEachExample(ctx, n, s.oh() * s.ow() * s.co * s.ci * 9, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) Forward(x + i * s.h * s.w * s.ci, w, s, y + i * s.oh() * s.ow() * s.co);
     });
@@ -422,9 +421,9 @@ class Conv3x3InputGradOp : public OpKernel {
                                                       w_t.shape().DebugString()));
     const int64_t n = dy_t.dim_size(0), oh = dy_t.dim_size(1), ow = dy_t.dim_size(2);
     const int64_t ci = w_t.dim_size(2), co = w_t.dim_size(3);
-    Tensor* dx_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, oh + 2, ow + 2, ci}), &dx_t));
-    const float* w = w_t.flat<float>().data();
+    float* dx;
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, TensorShape({n, oh + 2, ow + 2, ci}), &dx));
+    const float* w = Data(w_t);
     std::vector<float> flipped(9 * ci * co);  // flipped[2-a][2-b][o][c] = w[a][b][c][o]
     for (int a = 0; a < 3; ++a)
       for (int b = 0; b < 3; ++b)
@@ -432,8 +431,7 @@ class Conv3x3InputGradOp : public OpKernel {
           for (int64_t o = 0; o < co; ++o)
             flipped[(((2 - a) * 3 + 2 - b) * co + o) * ci + c] = w[((a * 3 + b) * ci + c) * co + o];
     const Shape s{oh + 4, ow + 4, co, ci, 2};  // the padded dy as input, dx as output
-    const float* dy = dy_t.flat<float>().data();
-    float* dx = dx_t->flat<float>().data();
+    const float* dy = Data(dy_t);
     ForEachExample(ctx, n, (oh + 2) * (ow + 2) * ci * co * 9, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) InputGrad(dy + i * oh * ow * co, flipped.data(), s, dx + i * s.oh() * s.ow() * ci);
     });
@@ -454,18 +452,18 @@ class Conv3x3FilterGradOp : public OpKernel {
                                                       dy_t.shape().DebugString(), " do not match"));
     const Shape s{x_t.dim_size(1), x_t.dim_size(2), x_t.dim_size(3), dy_t.dim_size(3)};
     const int64_t n = x_t.dim_size(0), size = 9 * s.ci * s.co;
-    Tensor* dw_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({3, 3, s.ci, s.co}), &dw_t));
+    float* dw;
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, TensorShape({3, 3, s.ci, s.co}), &dw));
     Tensor parts_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({n, size}), &parts_t));
-    const float* x = x_t.flat<float>().data();
-    const float* dy = dy_t.flat<float>().data();
-    float* parts = parts_t.flat<float>().data();
+    float* parts;
+    OP_REQUIRES_OK(ctx, NewTemp(ctx, TensorShape({n, size}), &parts_t, &parts));
+    const float* x = Data(x_t);
+    const float* dy = Data(dy_t);
     ForEachExample(ctx, n, s.oh() * s.ow() * size, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
         FilterGrad(x + i * s.h * s.w * s.ci, dy + i * s.oh() * s.ow() * s.co, s, parts + i * size);
     });
-    SumInOrder(parts, n, size, dw_t->flat<float>().data());
+    SumInOrder(parts, n, size, dw);
   }
 };
 

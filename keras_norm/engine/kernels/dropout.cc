@@ -99,12 +99,11 @@ class DropoutMaskOp : public OpKernel {
                 ::tensorflow::errors::InvalidArgument("only the Philox generator is supported, got algorithm ", alg));
     OP_REQUIRES(ctx, key_t.NumElements() == 1 && counter_t.NumElements() >= 2,
                 ::tensorflow::errors::InvalidArgument("key must have 1 element and counter at least 2"));
-    Tensor* mask_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, shape, &mask_t));
+    float* mask;
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, shape, &mask));
     const PhiloxRandom base = ::tensorflow::GetPhiloxRandomFromCounterKeyMem(
         reinterpret_cast<const uint64_t*>(counter_t.flat<::tensorflow::uint64>().data()),
         reinterpret_cast<const uint64_t*>(key_t.flat<::tensorflow::uint64>().data()));
-    float* mask = mask_t->flat<float>().data();
     const int64_t size = shape.num_elements(), groups = (size + Uniform::kResultElementCount - 1) /
                                                       Uniform::kResultElementCount;
     const float rate = rate_, scale = scale_;

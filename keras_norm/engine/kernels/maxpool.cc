@@ -109,10 +109,9 @@ class MaxPool2x2Op : public OpKernel {
     OP_REQUIRES_OK(ctx, CheckInput(x_t));
     const PoolShape s{x_t.dim_size(1), x_t.dim_size(2), x_t.dim_size(3)};
     const int64_t n = x_t.dim_size(0);
-    Tensor* y_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, s.oh(), s.ow(), s.c}), &y_t));
-    const float* x = x_t.flat<float>().data();
-    float* y = y_t->flat<float>().data();
+    float* y;
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, TensorShape({n, s.oh(), s.ow(), s.c}), &y));
+    const float* x = Data(x_t);
     ForEachExample(ctx, n, s.h * s.w * s.c, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) PoolExample(x + i * s.h * s.w * s.c, s, y + i * s.oh() * s.ow() * s.c);
     });
@@ -133,11 +132,10 @@ class MaxPool2x2GradOp : public OpKernel {
     OP_REQUIRES(ctx, dy_t.shape() == TensorShape({n, s.oh(), s.ow(), s.c}),
                 ::tensorflow::errors::InvalidArgument("dy ", dy_t.shape().DebugString(), " does not match x ",
                                                       x_t.shape().DebugString()));
-    Tensor* dx_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_t.shape(), &dx_t));
-    const float* x = x_t.flat<float>().data();
-    const float* dy = dy_t.flat<float>().data();
-    float* dx = dx_t->flat<float>().data();
+    float* dx;
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, x_t.shape(), &dx));
+    const float* x = Data(x_t);
+    const float* dy = Data(dy_t);
     ForEachExample(ctx, n, 2 * s.h * s.w * s.c, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
         PoolGradExample(x + i * s.h * s.w * s.c, dy + i * s.oh() * s.ow() * s.c, s, dx + i * s.h * s.w * s.c);

@@ -271,25 +271,22 @@ class NormalizeOp : public NormalizeOpBase {
     Layout l;
     OP_REQUIRES_OK(ctx, MakeLayout(x_t, gamma_t, beta_t, groups_, batch_, &l));
     const TensorShape stats_shape = batch_ ? TensorShape({l.c}) : TensorShape({l.n, l.groups});
-    Tensor *y_t, *mean_t, *var_t, sums_t, coef_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_t.shape(), &y_t));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, stats_shape, &mean_t));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, stats_shape, &var_t));
+    float *y, *mean, *variance;
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, x_t.shape(), &y));
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 1, stats_shape, &mean));
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 2, stats_shape, &variance));
     if (l.n == 0 || l.hw == 0) {  // e.g. a replica's empty share of a batch: no values, undefined statistics
-      mean_t->flat<float>().setConstant(std::numeric_limits<float>::quiet_NaN());
-      var_t->flat<float>().setConstant(std::numeric_limits<float>::quiet_NaN());
+      std::fill(mean, mean + stats_shape.num_elements(), std::numeric_limits<float>::quiet_NaN());
+      std::fill(variance, variance + stats_shape.num_elements(), std::numeric_limits<float>::quiet_NaN());
       return;
     }
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({l.n, 2 * l.c}), &sums_t));
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({l.stats_rows(), 2 * l.c}), &coef_t));
-    const float* x = x_t.flat<float>().data();
-    const float* gamma = gamma_t.flat<float>().data();
-    const float* beta = beta_t.flat<float>().data();
-    float* y = y_t->flat<float>().data();
-    float* mean = mean_t->flat<float>().data();
-    float* variance = var_t->flat<float>().data();
-    float* sums = sums_t.flat<float>().data();
-    float* coef = coef_t.flat<float>().data();
+    Tensor sums_t, coef_t;
+    float *sums, *coef;
+    OP_REQUIRES_OK(ctx, NewTemp(ctx, TensorShape({l.n, 2 * l.c}), &sums_t, &sums));
+    OP_REQUIRES_OK(ctx, NewTemp(ctx, TensorShape({l.stats_rows(), 2 * l.c}), &coef_t, &coef));
+    const float* x = Data(x_t);
+    const float* gamma = Data(gamma_t);
+    const float* beta = Data(beta_t);
     const int64_t size = l.hw * l.c;
     auto sum = [&](int64_t i) {
       KERAS_NORM_DISPATCH(Sums, l.c, false, x + i * size, x + i * size, nullptr, nullptr, l.hw, l.c,
@@ -333,28 +330,26 @@ class NormalizeGradOp : public NormalizeOpBase {
     OP_REQUIRES(ctx, dy_t.shape() == x_t.shape(), ::tensorflow::errors::InvalidArgument("dy and x differ in shape"));
     OP_REQUIRES(ctx, mean_t.NumElements() == l.stats_rows() * l.stats_cols() && var_t.shape() == mean_t.shape(),
                 ::tensorflow::errors::InvalidArgument("mean and variance do not match the normalization"));
-    Tensor *dx_t, *dgamma_t, *dbeta_t, sums_t, coef_t, pq_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_t.shape(), &dx_t));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, gamma_t.shape(), &dgamma_t));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, gamma_t.shape(), &dbeta_t));
+    float *dx, *dgamma_out, *dbeta_out;
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 0, x_t.shape(), &dx));
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 1, gamma_t.shape(), &dgamma_out));
+    OP_REQUIRES_OK(ctx, NewOutput(ctx, 2, gamma_t.shape(), &dbeta_out));
     if (l.n == 0 || l.hw == 0) {  // no values: nothing flows back
-      dgamma_t->flat<float>().setZero();
-      dbeta_t->flat<float>().setZero();
+      std::fill(dgamma_out, dgamma_out + l.c, 0.f);
+      std::fill(dbeta_out, dbeta_out + l.c, 0.f);
       return;
     }
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({l.n, 2 * l.c}), &sums_t));
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({l.stats_rows(), 2 * l.c}), &coef_t));
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, TensorShape({l.stats_rows(), 2 * l.c}), &pq_t));
-    const float* dy = dy_t.flat<float>().data();
-    const float* x = x_t.flat<float>().data();
-    const float* gamma = gamma_t.flat<float>().data();
-    const float* beta = beta_t.flat<float>().data();
-    const float* mean = mean_t.flat<float>().data();
-    const float* variance = var_t.flat<float>().data();
-    float* dx = dx_t->flat<float>().data();
-    float* sums = sums_t.flat<float>().data();
-    float* coef = coef_t.flat<float>().data();
-    float* pq = pq_t.flat<float>().data();
+    Tensor sums_t, coef_t, pq_t;
+    float *sums, *coef, *pq;
+    OP_REQUIRES_OK(ctx, NewTemp(ctx, TensorShape({l.n, 2 * l.c}), &sums_t, &sums));
+    OP_REQUIRES_OK(ctx, NewTemp(ctx, TensorShape({l.stats_rows(), 2 * l.c}), &coef_t, &coef));
+    OP_REQUIRES_OK(ctx, NewTemp(ctx, TensorShape({l.stats_rows(), 2 * l.c}), &pq_t, &pq));
+    const float* dy = Data(dy_t);
+    const float* x = Data(x_t);
+    const float* gamma = Data(gamma_t);
+    const float* beta = Data(beta_t);
+    const float* mean = Data(mean_t);
+    const float* variance = Data(var_t);
     const int64_t size = l.hw * l.c;
     auto sum = [&](int64_t i) {
       const float* ab = coef + l.row(i) * 2 * l.c;
@@ -391,8 +386,6 @@ class NormalizeGradOp : public NormalizeOpBase {
         dbeta[k] += sums[i * 2 * l.c + k];
         dgamma[k] += sums[i * 2 * l.c + l.c + k];
       }
-    float* dgamma_out = dgamma_t->flat<float>().data();
-    float* dbeta_out = dbeta_t->flat<float>().data();
     for (int64_t k = 0; k < l.c; ++k) {
       dgamma_out[k] = static_cast<float>(dgamma[k]);
       dbeta_out[k] = static_cast<float>(dbeta[k]);

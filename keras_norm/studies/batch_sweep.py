@@ -15,16 +15,14 @@ import collections
 import os
 import time
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_norm import bn_stats, data, fileio, parallel  # noqa: E402
-from keras_norm.config import Learning  # noqa: E402
-from keras_norm.report import stats  # noqa: E402
-from keras_norm.report.plots import save_figure  # noqa: E402
+from keras_norm import data, fileio, parallel
+from keras_norm.config import Learning
+from keras_norm.plotting import plt
+from keras_norm.report import stats
+from keras_norm.report.plots import save_figure
+from keras_norm.studies import bn_batch_stats
 
 BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
 NORMS = ("bn", "gn", "ln")
@@ -62,8 +60,8 @@ def bn_batch_error(result, batch, test_set):
     """Test error (%) of a BN run's model with each test batch's own statistics (cached in the run folder)."""
     path = os.path.join(result["folder"], "batch_statistics.json")
     if not os.path.exists(path):
-        model, x = bn_stats.load_model_and_images(result["folder"], test_set[0])
-        acc = float(np.mean(bn_stats.batch_statistics_logits(model, x, batch).argmax(1) == test_set[1]))
+        model, x = bn_batch_stats.load_model_and_images(result["folder"], test_set[0])
+        acc = float(np.mean(bn_batch_stats.batch_statistics_logits(model, x, batch).argmax(1) == test_set[1]))
         fileio.write_json(path, {"batch_size": batch, "test_accuracy": acc})
     return round(100 * (1 - fileio.read_json(path)["test_accuracy"]), 3)
 

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from keras_norm import fileio, parallel
-from keras_norm.seeds import VARIANTS
+from keras_norm.studies.seeds import VARIANTS
 
 LRS = (0.05, 0.1)  # peak of the one-cycle schedule; 0.05 is the recipe before tuning
 DROPOUTS = (0.05, 0.0)  # after the pooling and the global average pooling; 0.05 before tuning

@@ -1,6 +1,6 @@
 """Per-layer times of the default model's 3x3 convolutions: TensorFlow's conv ops against the C++ kernel.
 
-Part of `--bench_levers`, or alone: `python -m keras_norm.engine.bench_conv`. For each 3x3 Conv2D of the
+Part of `--bench_levers`, or alone: `python -m keras_norm.bench.conv`. For each 3x3 Conv2D of the
 default model (batch 64), one training step's convolution work: the forward pass, the kernel gradient and
 (except for the first layer, fed by the data) the input gradient. Each is timed inside one graph that runs
 it on `REPEATS` different inputs (identical inputs would be merged by TensorFlow's common-subexpression
@@ -79,7 +79,7 @@ def layer_times(batch=64, rounds=5):
     return out
 
 
-if __name__ == "__main__":  # python -m keras_norm.engine.bench_conv > artifacts/perf/conv_layers.jsonl
+if __name__ == "__main__":  # python -m keras_norm.bench.conv > artifacts/perf/conv_layers.jsonl
     import json
 
     for line in layer_times():

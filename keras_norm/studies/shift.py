@@ -11,18 +11,15 @@ run's `model.keras` (the validation-best weights, as exported). Writes `artifact
 import os
 
 import keras
-import matplotlib
+import numpy as np
+from scipy import ndimage
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy import ndimage  # noqa: E402
-
-from keras_norm import fileio  # noqa: E402
-from keras_norm.report import stats  # noqa: E402
-from keras_norm.report.plots import save_figure  # noqa: E402
-from keras_norm.run_folder import RunFolder  # noqa: E402
-from keras_norm.seeds import models_and_test_set  # noqa: E402
+from keras_norm import fileio
+from keras_norm.plotting import plt
+from keras_norm.report import stats
+from keras_norm.report.plots import save_figure
+from keras_norm.run_folder import RunFolder
+from keras_norm.studies.seeds import models_and_test_set
 
 NOISE_SEED = 0
 

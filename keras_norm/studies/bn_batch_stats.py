@@ -12,18 +12,15 @@ Writes `artifacts/bn_batch_stats.json` and `artifacts/bn_batch_stats.png`.
 import os
 
 import keras
-import matplotlib
+import numpy as np
+import tensorflow as tf
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from keras_norm import fileio  # noqa: E402
-from keras_norm.report import stats  # noqa: E402
-from keras_norm.report.plots import save_figure  # noqa: E402
-from keras_norm.run_folder import RunFolder  # noqa: E402
-from keras_norm.seeds import models_and_test_set  # noqa: E402
+from keras_norm import fileio
+from keras_norm.plotting import plt
+from keras_norm.report import stats
+from keras_norm.report.plots import save_figure
+from keras_norm.run_folder import RunFolder
+from keras_norm.studies.seeds import models_and_test_set
 
 BATCH_SIZES = (1, 2, 8, 32, 256, 10000)
 

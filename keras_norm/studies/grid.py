@@ -11,17 +11,18 @@ Per cell: final test accuracy (mean, 95% CI), final test data loss, and the kern
 that kernel cannot limit what it computes; it shrinks the kernel, and with it the kernel's gradient grows as
 1/|w|: the effective step |lr * g| / |w| grows as 1/|w|^2. The per-layer ratio |g| / |w| at the last epoch
 (from each run's inside.json) shows whether that happens. Writes `artifacts/grid.json`, and from it
-(grid_report.py) `grid.md` (the table) and `grid.png` (the heat maps).
+(keras_norm/report/grid.py) `grid.md` (the table) and `grid.png` (the heat maps).
 """
 
 import os
 
 import numpy as np
 
-from keras_norm import fileio, grid_report, inside, parallel
-from keras_norm import seeds as seeds_suite
+from keras_norm import fileio, layer_stats, parallel
+from keras_norm.report import grid as grid_report
 from keras_norm.report import stats, tables
 from keras_norm.run_folder import RunFolder
+from keras_norm.studies import seeds as seeds_suite
 
 NORMS = ("bn", "gn", "ln", "none")
 PENALTIES = {"none": dict(l1=0.0, l2=0.0), "L1": dict(l1=1e-5, l2=0.0), "L2": dict(l1=0.0, l2=1e-3),
@@ -61,7 +62,7 @@ def cell_numbers(results):
               for r in results]
     if all(curves):
         out["test_accuracy_by_epoch"] = curves
-    last = [RunFolder(r["folder"]).read(inside.FILE, {"epochs": []})["epochs"][-1:] for r in results]
+    last = [RunFolder(r["folder"]).read(layer_stats.FILE, {"epochs": []})["epochs"][-1:] for r in results]
     if all(last):
         out["relative_grad_last_epoch"] = {layer["layer"]: [round(row[0]["layers"][i]["grad_norm"]
                                                                  / row[0]["layers"][i]["kernel_norm"], 6) for row in last]

@@ -1,9 +1,9 @@
-"""Where a training step's time goes: TensorFlow's profiler over real steps of the project's path.
+"""Where a training step's time goes: TensorFlow's profiler over real steps of the benchmark's paths.
 
-    python main.py --bench --bench_profile --data_path=../shared/data/mnist.npz [--bench_norms=bn]
+    python main.py --bench --bench_profile --data_path=mnist.npz [--bench_norms=bn]
 
-For each norm, `steps` training steps of the project's path (the engine's model, the tf.data pipeline,
-`steps_per_execution`) and of the path before issue 20 ("before", paths.py) run under
+For each norm, `steps` training steps of the engine's path (the engine's model, the tf.data pipeline,
+`steps_per_execution`) and of the norm-kernel path (paths.py) run under
 `tf.profiler.experimental`; the trace's op events are summed per op type and per layer, and divided by
 the steps. An op's own time is counted on the thread that runs it; ops may also run side by side, so the op
 times of a step can add up to more than its wall time (`wall_ms_per_step`, from the same window): they say

@@ -1,4 +1,4 @@
-"""`--suite=inside`: the seeds suite's `inside.json` files (keras_norm/inside.py) gathered per norm into
+"""`--suite=inside`: the seeds suite's `inside.json` files (keras_norm/layer_stats.py) gathered per norm into
 `artifacts/inside.json`, and `artifacts/inside.png` (no training).
 
 Per norm, statistic and layer: the mean over the suite's seeds at every epoch. Columns of the figure are the
@@ -9,17 +9,14 @@ gradient norm of each convolution's kernel.
 import glob
 import os
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_norm import fileio, inside  # noqa: E402
-from keras_norm.errors import KerasNormError  # noqa: E402
-from keras_norm.report.plots import save_figure  # noqa: E402
-from keras_norm.run_folder import RunFolder  # noqa: E402
-from keras_norm.seeds import suite_dir  # noqa: E402
+from keras_norm import fileio, layer_stats
+from keras_norm.errors import KerasNormError
+from keras_norm.plotting import plt
+from keras_norm.report.plots import save_figure
+from keras_norm.run_folder import RunFolder
+from keras_norm.studies.seeds import suite_dir
 
 STATS = ("in_mean", "in_std", "out_mean", "out_std", "grad_norm", "kernel_norm")
 PLOTTED = (("in_std", "std entering the norm"), ("out_std", "std leaving the norm (before ReLU)"),
@@ -31,11 +28,11 @@ def gather(artifacts_dir):
     runs = {}
     for path in sorted(glob.glob(os.path.join(suite_dir(artifacts_dir), "runs", "*"))):
         folder = RunFolder(path)
-        metrics, rows = folder.finished_metrics(), folder.read(inside.FILE, {}).get("epochs")
+        metrics, rows = folder.finished_metrics(), folder.read(layer_stats.FILE, {}).get("epochs")
         if metrics and rows:
             runs.setdefault(metrics["norm"], []).append((metrics["seed"], rows))
     if not runs:
-        raise KerasNormError(f"no finished run with {inside.FILE} under {suite_dir(artifacts_dir)}; "
+        raise KerasNormError(f"no finished run with {layer_stats.FILE} under {suite_dir(artifacts_dir)}; "
                              "run --suite=seeds first")
     return {norm: _per_norm(sorted(found, key=lambda s: s[0])) for norm, found in sorted(runs.items())}
 
@@ -45,7 +42,7 @@ def _per_norm(found):
     out = {"seeds": [s for s, _ in found], "epochs": epochs,
            "layers": [layer["layer"] for layer in found[0][1][0]["layers"]]}
     for stat in STATS:
-        per_seed = np.array([inside.series(rows[:epochs], stat) for _, rows in found])  # seeds, epochs, layers
+        per_seed = np.array([layer_stats.series(rows[:epochs], stat) for _, rows in found])  # seeds, epochs, layers
         out[stat] = np.round(per_seed.mean(axis=0), 6).tolist()
     out["data_loss"] = np.round(np.mean([[r["data_loss"] for r in rows[:epochs]] for _, rows in found], 0),
                                 6).tolist()
@@ -68,7 +65,7 @@ def plot(result, path):
             ax.grid(alpha=0.3)
         axes[-1][col].set_xlabel("epoch")
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle(f"Inside the network: {inside.PROBE_IMAGES} fixed validation images after each epoch, "
+    fig.suptitle(f"Inside the network: {layer_stats.PROBE_IMAGES} fixed validation images after each epoch, "
                  "mean over seeds", fontsize=10)
     return save_figure(fig, path)
 
@@ -77,7 +74,7 @@ def run(base, options, log=print):
     artifacts = base.outputs.artifacts_dir
     fileio.check_writable(artifacts)
     result = gather(artifacts)
-    fileio.write_json(os.path.join(artifacts, "inside.json"), {"probe_images": inside.PROBE_IMAGES, "norms": result})
+    fileio.write_json(os.path.join(artifacts, "inside.json"), {"probe_images": layer_stats.PROBE_IMAGES, "norms": result})
     plot(result, os.path.join(artifacts, "inside.png"))
     seeds = ", ".join(f"{norm} ({len(entry['seeds'])} seeds)" for norm, entry in result.items())
     log(f"suite inside: {seeds} -> {os.path.join(artifacts, 'inside.json')}")

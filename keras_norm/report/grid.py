@@ -1,16 +1,13 @@
-"""The norm x regularizer grid's table and figure (`--suite=grid`, keras_norm/grid.py), from grid.json's content.
+"""The norm x regularizer grid's table and figure (`--suite=grid`, keras_norm/studies/grid.py), from grid.json's content.
 
 `markdown(grid)`: grid.md, one row per cell (means over seeds) and every difference with its 95% CI;
 `plot(grid, path)`: grid.png, the heat map of final test accuracy and, beside it, the middle of training.
 """
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_norm.report.plots import save_figure  # noqa: E402
+from keras_norm.plotting import plt
+from keras_norm.report.plots import save_figure
 
 
 def _mean(values, scale=1.0, digits=3):

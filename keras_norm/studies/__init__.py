@@ -1,0 +1,35 @@
+"""The studies: one module per suite, named as the suite is named, and this registry of them.
+
+`--suite=NAME` runs `run(base, options, log)` of `keras_norm.studies.NAME`. A suite trains many runs from one
+base config (keras_norm/parallel.py), or evaluates the runs of another suite, and writes its own files under
+`artifacts/`. A new study is one module here and one row below. The modules are imported only when their
+suite runs, so the command line (which reads its `--suite` choices and help text from this table) stays free of
+TensorFlow until then.
+"""
+
+import importlib
+
+# name -> what it does (the help text of --suite); the module is keras_norm.studies.<name>
+SUITES = {
+    "seeds": "BN+L1+L2, GN+L1, LN+L2 and no norm, 5 seeds each (the main experiment)",
+    "tune": "the recipe's peak learning rate x dropout, chosen on the validation split",
+    "noise": "one seed trained twice without and twice with op determinism",
+    "shift": "the seeds suite's models on shifted test sets (no training)",
+    "bn_batch_stats": "BN models with moving vs batch statistics; GN/LN batch invariance (the seeds suite's "
+                      "models, no training)",
+    "inside": "activation and gradient statistics per layer and epoch, gathered from the seeds suite's runs "
+              "(no training)",
+    "lr_sweep": "bn, gn, ln, none at peak learning rates 0.01..1.0, 5 epochs, 2 seeds",
+    "grid": "{bn, gn, ln, none} x {no penalty, L1, L2, L1+L2}, 3 seeds (the seeds suite's variants are its cells)",
+    "batch_sweep": "bn, gn, ln at batch sizes 2..128 (--sweep_epochs, --sweep_seeds)",
+}
+
+
+def module(name):
+    """The module of suite `name`."""
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def runner(name):
+    """The `run` function of suite `name`."""
+    return module(name).run
