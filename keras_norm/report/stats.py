@@ -1,11 +1,18 @@
 """The statistics the report states: seed means with 95% confidence intervals, and gaps between variants.
 
-A difference is called real only when its 95% confidence interval excludes zero.
+A single difference is called real when its 95% confidence interval excludes zero. Where a finding rests on a
+family of differences (every pair of norms, every batch size), the rule is Holm's: the family's p-values are
+adjusted by Holm's step-down method (`holm`), and a difference is real when its adjusted p-value is below
+0.05, which bounds the chance of calling anything in the family real by accident at 5%.
 
 * One variant: mean and sample standard deviation (n - 1) over seeds; the CI of the mean is Student's t,
   mean +- t(0.975, n - 1) * sd / sqrt(n).
 * Two variants: Welch's interval for the difference of means, which does not assume equal variances:
   se = sqrt(sd_a^2 / n_a + sd_b^2 / n_b), with Welch-Satterthwaite degrees of freedom.
+* Accuracies and error rates in percent: `bounded_ci`, Student's t on the logit scale, transformed back, so the
+  interval stays inside [0, 100] (bimodal or near-boundary seeds no longer give a "CI 43-109").
+* A paired design (one model evaluated two ways, e.g. BN with moving and with batch statistics): `paired`, the
+  t interval of the per-seed differences (SciPy's `ttest_rel`).
 * The test set's own sampling error: an accuracy p measured on n images has a binomial standard error
   sqrt(p (1 - p) / n), the same for every seed (it is one fixed test set).
 """
@@ -81,3 +88,63 @@ def excludes_zero(interval):
 def binomial_se(p, n):
     """Standard error of an accuracy p measured on n images."""
     return math.sqrt(p * (1 - p) / n)
+
+
+def welch_test(a, b):
+    """(mean(a) - mean(b), (low, high), p): Welch's 95% interval and two-sided p-value (SciPy's `ttest_ind` with
+    unequal variances). With no spread at all, the interval is the difference itself and p is 0 or 1."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diff, interval = welch(a, b)
+    if math.isnan(interval[0]) or interval[0] == interval[1]:
+        return diff, interval, float("nan") if math.isnan(interval[0]) else float(diff == 0)
+    return diff, interval, float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def paired(a, b):
+    """(mean(a - b), (low, high), p) over paired values (the same seed's model measured two ways): Student's t
+    on the differences (SciPy's `ttest_rel`)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    d = a - b
+    diff = float(d.mean())
+    if len(d) < 2:
+        return diff, (float("nan"), float("nan")), float("nan")
+    if np.all(d == d[0]):
+        return diff, (diff, diff), float(diff == 0)
+    result = stats.ttest_rel(a, b)
+    ci = result.confidence_interval(LEVEL)
+    return diff, (float(ci.low), float(ci.high)), float(result.pvalue)
+
+
+def holm(pvalues):
+    """Holm's step-down adjusted p-values, in the given order (NaN stays NaN and is not counted)."""
+    p = np.asarray(pvalues, dtype=float)
+    ok = np.flatnonzero(~np.isnan(p))
+    out = np.full(len(p), np.nan)
+    running = 0.0
+    for rank, i in enumerate(ok[np.argsort(p[ok], kind="stable")]):
+        running = max(running, min(1.0, (len(ok) - rank) * p[i]))
+        out[i] = running
+    return out.tolist()
+
+
+def real_by_holm(pvalues, alpha=1 - LEVEL):
+    """For each p-value of one family: whether it is real under Holm's rule at family-wise level `alpha`."""
+    return [bool(q < alpha) for q in holm(pvalues)]
+
+
+def bounded_ci(values, low=0.0, high=100.0):
+    """(mean, (low, high)): the mean of values bounded by [low, high] (accuracies or error rates in percent) with a
+    95% interval that stays inside the bounds: Student's t on the logit of the rescaled values, transformed back.
+    (nan, nan) for one value; identical values give a zero-width interval."""
+    v = np.asarray(values, dtype=float)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, (float("nan"), float("nan"))
+    if np.all(v == v[0]):
+        return mean, (mean, mean)
+    eps = 1e-6  # keeps a seed at exactly 0% or 100% finite on the logit scale
+    u = np.clip((v - low) / (high - low), eps, 1 - eps)
+    z = np.log(u / (1 - u))
+    lo, hi = stats.t.interval(LEVEL, len(z) - 1, loc=z.mean(), scale=z.std(ddof=1) / math.sqrt(len(z)))
+    back = lambda t: low + (high - low) / (1 + math.exp(-t))  # noqa: E731
+    return mean, (back(lo), back(hi))

@@ -12,6 +12,8 @@ import importlib
 # name -> what it does (the help text of --suite); the module is keras_norm.studies.<name>
 SUITES = {
     "seeds": "BN+L1+L2, GN+L1, LN+L2 and no norm, 5 seeds each (the main experiment)",
+    "fair": "BN, GN, LN and no norm without a penalty, 10 seeds each; no norm at a peak learning rate chosen for it "
+            "on validation",
     "tune": "the recipe's peak learning rate x dropout, chosen on the validation split",
     "noise": "one seed trained twice without and twice with op determinism",
     "shift": "the seeds suite's models on shifted test sets (no training)",
