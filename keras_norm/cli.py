@@ -31,6 +31,10 @@ flags.DEFINE_integer("groups", _L.groups, "Groups for --norm=gn; must divide eve
 flags.DEFINE_enum("ln_impl", _L.ln_impl, config_lib.LN_IMPLS,
                   "How --norm=ln is built: 'group' = GroupNormalization(groups=1) (per-channel scale/offset), "
                   "'layer' = LayerNormalization(axis=(1,2,3)) (per-activation scale/offset).")
+flags.DEFINE_boolean("renorm", _L.renorm, "With --norm=bn: batch renormalization (Ioffe 2017; Keras's "
+                     "BatchNormalization(renorm=True), r clipped to [1/3, 3] and d to [-5, 5]).")
+flags.DEFINE_boolean("weight_standardization", _L.weight_standardization, "Standardize each 3x3 convolution's "
+                     "kernel per output channel before it convolves (Qiao et al. 2019), with any norm.")
 flags.DEFINE_float("l1", _L.l1, "L1 kernel-regularization strength (0 = off).")
 flags.DEFINE_float("l2", _L.l2, "L2 kernel-regularization strength (0 = off).")
 flags.DEFINE_float("dropout", _L.dropout, "Dropout rate after the pooling and after the global average pooling.")

@@ -70,6 +70,8 @@ class Learning:
     norm: str = "bn"
     groups: int = DEFAULT_GROUPS  # for `gn`; every normalized layer has 8 or 16 channels
     ln_impl: str = "group"  # `ln` as GroupNormalization(1) (keeps the budget) or LayerNormalization
+    renorm: bool = False  # `bn` with batch renormalization (Ioffe 2017)
+    weight_standardization: bool = False  # 3x3 convolutions with standardized kernels (Qiao et al. 2019)
     l1: float = 0.0
     l2: float = 0.0
     dropout: float = 0.05
@@ -102,8 +104,9 @@ class Learning:
         check_range("train_limit", self.train_limit, 0, 10**9)
         check_range("test_limit", self.test_limit, 0, 10**9)
         check_range("val_fraction", self.val_fraction, 0, 0.5, low_open=True)
-        if self.norm == "gn":
-            check_groups(self.norm, self.groups)
+        check_groups("gn", self.groups)  # the flag's own range, whatever the norm
+        if self.renorm and self.norm != "bn":
+            raise KerasNormError(f"--renorm is batch renormalization: it needs --norm=bn, not --norm={self.norm}")
         if self.data_path is not None and not self.data_path.strip():
             raise KerasNormError("--data_path is empty")
 
@@ -112,6 +115,7 @@ class Learning:
         head = self.norm if self.norm != "ln" or self.ln_impl == "group" else "ln-layer"
         if self.norm == "gn" and self.groups != DEFAULT_GROUPS:
             head += f"{self.groups}"
+        head += "-renorm" * self.renorm + "-ws" * self.weight_standardization
         parts = [head] + [f"{k}-{getattr(self, k):g}" for k in ("l1", "l2") if getattr(self, k)]
         default = Learning()
         for field, tag in NAME_TAGS:

@@ -39,7 +39,8 @@ class Probe:
 
     def __init__(self, learning):
         self.model = model_lib.build_model(norm=learning.norm, groups=learning.groups, ln_impl=learning.ln_impl,
-                                           dropout=0.0)  # no penalty: the data loss's gradient alone
+                                           dropout=0.0, renorm=learning.renorm,  # no penalty: the data loss alone
+                                           weight_standardization=learning.weight_standardization)
         self.blocks = block_layers(self.model)
         taps = [t for conv, norm in self.blocks for t in (conv.output, (norm or conv).output)]
         self.features = keras.Model(self.model.inputs[0], [self.model.outputs[0]] + taps)

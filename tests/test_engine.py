@@ -138,6 +138,41 @@ class AccelerateTest(unittest.TestCase):
                     for g_model, g_fast in zip(*grads):
                         self.assertLess(relative_error(g_model, g_fast), 1e-3)
 
+    def test_renormalizing_bn_and_weight_standardized_convs_train_exactly_as_keras(self):
+        # A renormalizing BN is not a plain BN: the fast BN hands it to Keras's own call; a WSConv2D is not a
+        # Conv2D to swap (the fast convolution would drop its standardization): it stays Keras's.
+        from keras_norm.model import WSConv2D
+
+        x = np.random.default_rng(2).normal(size=(16, 28, 28, 1)).astype("float32")
+        y = np.arange(16) % 10
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        keras.utils.set_random_seed(1)
+        for name, kwargs in (("bn_renorm", dict(norm="bn", renorm=True)), ("gn_ws", dict(norm="gn",
+                             weight_standardization=True)), ("bn_renorm_ws", dict(norm="bn", renorm=True,
+                                                                                   weight_standardization=True))):
+            model = model_lib.build_model(dropout=0.0, **kwargs)
+            fast = engine.accelerate(model)
+            ws = [layer.name for layer in model.layers if isinstance(layer, WSConv2D)]
+            self.assertEqual(bool(ws), "ws" in name)
+            for layer in ws:
+                self.assertIs(type(fast.get_layer(layer)), WSConv2D)
+            for training in (True, False):
+                with self.subTest(variant=name, training=training):
+                    grads = []
+                    for m in (model, fast):
+                        with tf.GradientTape() as tape:
+                            value = loss(y, m(x, training=training))
+                        grads.append([g.numpy() for g in tape.gradient(value, m.trainable_weights)])
+                    np.testing.assert_allclose(fast(x, training=training).numpy(),
+                                               model(x, training=training).numpy(), atol=2e-5)
+                    for g_model, g_fast in zip(*grads):
+                        self.assertLess(relative_error(g_model, g_fast), 1e-3)
+            if "renorm" in name:  # one training step moves the renorm statistics the same way
+                for m in (model, fast):
+                    m(x, training=True)
+                for w_model, w_fast in zip(model.non_trainable_weights, fast.non_trainable_weights):
+                    np.testing.assert_allclose(w_fast.numpy(), w_model.numpy(), rtol=1e-4, atol=1e-6)
+
     def test_only_norms_their_relus_convs_dropout_and_pooling_are_swapped(self):
         for norm, ln_impl in (("bn", "group"), ("gn", "group"), ("ln", "layer")):
             with self.subTest(norm=norm, ln_impl=ln_impl):

@@ -8,7 +8,7 @@ from unittest import mock
 
 from keras_norm import parallel
 from keras_norm.config import RunConfig, SuiteOptions
-from keras_norm.studies import fair, grid
+from keras_norm.studies import batch_sweep, fair, grid, groups, small_batch
 from keras_norm.studies import seeds as seeds_suite
 from tests import helpers
 
@@ -67,6 +67,66 @@ class FairSuiteTest(unittest.TestCase):
         # The seed-0 no-norm run at the chosen rate was trained while choosing it, and not again.
         self.assertEqual(len(trained), len(set(trained)) + 1)
         self.assertEqual(out["test_accuracy"], saved["test_accuracy"])
+
+
+class GroupsSuiteTest(unittest.TestCase):
+    def test_variants_are_the_models_they_name_and_share_the_fair_suites_runs(self):
+        base = RunConfig.create(artifacts_dir="a")
+        self.assertEqual(groups.cell(base, "gn4", 3), fair.cell(base, "gn", 3))
+        self.assertEqual(groups.cell(base, "gn1", 0), fair.cell(base, "ln", 0))
+        self.assertEqual(groups.cell(base, "gn8", 0).learning.groups, 8)
+        instance = groups.cell(base, "in", 1)
+        self.assertEqual((instance.learning.norm, instance.runtime.fast), ("in", False))  # Keras's own layers
+        self.assertEqual(groups.cell(base, "ln_layer", 0).learning.ln_impl, "layer")
+
+    def test_tiny_suite_compares_each_variant_with_gn4_under_holm(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = helpers.write_small_npz(tmp, n_train=192, n_test=32)
+            artifacts = os.path.join(tmp, "artifacts")
+            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, epochs=1, batch_size=32)
+            out = groups.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, seeds=(0, 1),
+                             names=("gn2", "gn4", "in"))
+            saved = helpers.read_json(os.path.join(artifacts, "groups.json"))
+            self.assertTrue(os.path.exists(os.path.join(artifacts, "groups.png")))
+        self.assertEqual(saved["test_accuracy"], out["test_accuracy"])
+        self.assertEqual(set(saved["test_accuracy"]), {"gn2", "gn4", "in"})
+        self.assertEqual([(c["a"], c["b"]) for c in saved["comparisons"]], [("gn2", "gn4"), ("in", "gn4")])
+        for c in saved["comparisons"]:
+            self.assertEqual(c["real"], c["p_holm"] < 0.05)
+
+
+class SmallBatchSuiteTest(unittest.TestCase):
+    def test_the_sweeps_runs_are_its_cells_and_the_remedies_are_what_they_say(self):
+        base = RunConfig.create(artifacts_dir="a")
+        self.assertEqual(small_batch.cell(base, "gn", 2, 1), batch_sweep.cell(base, "gn", 2, 1, 5, "sqrt"))
+        renorm, ws = small_batch.cell(base, "bn_renorm", 4, 0), small_batch.cell(base, "gn_ws", 4, 0)
+        self.assertTrue(renorm.learning.renorm and ws.learning.weight_standardization)
+        self.assertNotEqual(renorm.outputs.run_name, small_batch.cell(base, "bn", 4, 0).outputs.run_name)
+        order = [(b, s) for _, b, s, _ in small_batch.configs(base, ("bn",), (64, 2, 8), (0, 1))]
+        self.assertEqual(order, [(2, 0), (8, 0), (64, 0), (2, 1), (8, 1), (64, 1)])  # seed by seed, small first
+
+    def test_tiny_suite_pairs_bn_with_its_own_batch_statistics(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = helpers.write_small_npz(tmp, n_train=192, n_test=32)
+            artifacts = os.path.join(tmp, "artifacts")
+            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, batch_size=32)
+            out = small_batch.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, names=("bn", "bn_renorm"),
+                                  batch_sizes=(32,), seeds=(0, 1), epochs=1)
+            saved = helpers.read_json(os.path.join(artifacts, "small_batch.json"))
+            self.assertTrue(os.path.exists(os.path.join(artifacts, "small_batch.png")))
+        self.assertEqual(saved["differences"], out["differences"])
+        self.assertEqual(set(saved["test_error"]), {"bn", "bn_renorm"})
+        self.assertEqual(set(saved["batch_statistics_test_error"]), {"bn", "bn_renorm"})
+        names = [f["name"] for f in saved["differences"]]
+        self.assertEqual(names, ["bn_renorm - bn", "bn batch statistics - moving statistics",
+                                 "bn_renorm batch statistics - moving statistics"])
+        self.assertEqual(saved["differences"][1]["test"], "paired t")
+        for f in saved["differences"]:
+            for row in f["by_batch"].values():
+                self.assertEqual(row["real"], row["p_holm"] < 0.05)
+        for rows in saved["test_error_ci95_logit"].values():
+            for low, high in rows.values():
+                self.assertTrue(0 <= low <= high <= 100)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,34 @@ class ModelFactoryTest(unittest.TestCase):
         images = np.random.default_rng(1).normal(size=(4, 28, 28, 1)).astype("float32")
         np.testing.assert_allclose(np.asarray(whole(images)), np.asarray(layered(images)), atol=1e-5)
 
+    def test_weight_standardized_convs_standardize_each_output_channel_and_save(self):
+        import os
+        import tempfile
+
+        import tensorflow as tf
+
+        model = model_lib.build_model("gn", weight_standardization=True)
+        self.assertEqual(model_lib.trainable_params(model), 7426)  # no new parameters
+        convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+        self.assertEqual([type(c).__name__ for c in convs], ["WSConv2D"] * 2 + ["Conv2D"] + ["WSConv2D"] * 3)
+        layer = model.get_layer("conv2")
+        w = layer.kernel.numpy()
+        standardized = (w - w.mean(axis=(0, 1, 2))) / np.sqrt(w.var(axis=(0, 1, 2)) + 1e-5)
+        np.testing.assert_allclose(standardized.mean(axis=(0, 1, 2)), 0, atol=1e-6)
+        x = np.random.default_rng(0).normal(size=(2, 26, 26, 8)).astype("float32")
+        np.testing.assert_allclose(layer(x).numpy(), tf.nn.conv2d(x, standardized, 1, "VALID").numpy(), atol=1e-4)
+        images = np.random.default_rng(1).normal(size=(2, 28, 28, 1)).astype("float32")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "m.keras")
+            model.save(path)
+            loaded = keras.saving.load_model(path)
+        np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+    def test_renorm_is_keras_batch_renormalization_with_the_papers_limits(self):
+        layers = norm_layers(model_lib.build_model("bn", renorm=True))
+        self.assertTrue(all(type(layer) is keras.layers.BatchNormalization and layer.renorm for layer in layers))
+        self.assertEqual(layers[0].renorm_clipping, {"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0})
+
     def test_groups_that_do_not_divide_channels_fail_at_build(self):
         for groups in (3, 5, 16):
             with self.assertRaisesRegex(KerasNormError, "does not divide"):

@@ -14,6 +14,7 @@ SUITES = {
     "seeds": "BN+L1+L2, GN+L1, LN+L2 and no norm, 5 seeds each (the main experiment)",
     "fair": "BN, GN, LN and no norm without a penalty, 10 seeds each; no norm at a peak learning rate chosen for it "
             "on validation",
+    "groups": "GN with 1, 2, 4, 8 groups, instance norm and per-activation LayerNormalization, no penalty, 5 seeds",
     "tune": "the recipe's peak learning rate x dropout, chosen on the validation split",
     "noise": "one seed trained twice without and twice with op determinism",
     "shift": "the seeds suite's models on shifted test sets (no training)",
@@ -24,6 +25,7 @@ SUITES = {
     "lr_sweep": "bn, gn, ln, none at peak learning rates 0.01..1.0, 5 epochs, 2 seeds",
     "grid": "{bn, gn, ln, none} x {no penalty, L1, L2, L1+L2}, 3 seeds (the seeds suite's variants are its cells)",
     "batch_sweep": "bn, gn, ln at batch sizes 2..128 (--sweep_epochs, --sweep_seeds)",
+    "small_batch": "bn, bn + batch renorm, gn, gn + weight standardization, ln at batch 2..64, 5 seeds, 5 epochs",
 }
 
 

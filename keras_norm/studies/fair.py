@@ -16,13 +16,9 @@ Writes `artifacts/fair.json` and `artifacts/fair.png`.
 
 import os
 
-import numpy as np
-
 from keras_norm import fileio, parallel
 from keras_norm.config import Learning
-from keras_norm.plotting import plt
-from keras_norm.report import stats, tables
-from keras_norm.report.plots import save_figure
+from keras_norm.report import variants
 from keras_norm.studies import grid
 from keras_norm.studies import seeds as seeds_suite
 
@@ -55,53 +51,23 @@ def choose_lr(results, lrs):
     return (best if val[best] > val[RECIPE_LR] else RECIPE_LR), val
 
 
-def comparisons(accuracy):
-    """Every pair of norms: difference of mean test accuracy (pp), Welch's 95% interval and p, Holm's verdict."""
-    pairs = [(a, b) for i, a in enumerate(accuracy) for b in list(accuracy)[i + 1:]]
-    tests = [stats.welch_test(accuracy[a], accuracy[b]) for a, b in pairs]
-    adjusted = stats.holm([p for _, _, p in tests])
-    return [{"a": a, "b": b, "difference_pp": round(diff, 4), "ci95_pp": [round(low, 4), round(high, 4)],
-             "p": round(p, 6), "p_holm": round(q, 6), "real": bool(q < 1 - stats.LEVEL)}
-            for (a, b), (diff, (low, high), p), q in zip(pairs, tests, adjusted)]
-
-
 def summarize(results_by_norm, seeds, none_lr, lr_choice):
     """fair.json's content: test accuracy (%) per seed, per-norm intervals that stay in [0, 100], comparisons."""
-    accuracy = {n: [round(100 * tables.exact(r["final_test_accuracy"], r["dataset"]["test_size"]), 4) for r in rs]
-                for n, rs in results_by_norm.items()}
-    summary = {}
-    for n, values in accuracy.items():
-        mean, (low, high) = stats.bounded_ci(values)
-        summary[n] = {"mean": round(mean, 4), "sd": round(float(np.std(values, ddof=1)), 4) if len(values) > 1
-                      else None, "ci95_logit": None if np.isnan(low) else [round(low, 4), round(high, 4)],
-                      "seeds_at_or_above_99.4": int(sum(v >= 99.4 for v in values))}
+    accuracy = {n: variants.test_accuracy_pct(rs) for n, rs in results_by_norm.items()}
     return {"seeds": list(seeds), "epochs": results_by_norm["none"][0]["epochs"], "penalty": "none",
             "peak_lr": {n: none_lr if n == "none" else RECIPE_LR for n in accuracy}, "none_peak_lr": none_lr,
             "none_lr_choice": {"rule": "seed 0, highest final-epoch validation accuracy; the recipe's 0.05 unless "
-                                       "another beats it", "final_val_accuracy": {f"{lr:g}": v for lr, v in
-                                                                                lr_choice.items()}},
-            "test_accuracy": accuracy, "summary": summary,
-            "comparisons": comparisons(accuracy),
+                                       "another beats it",
+                               "final_val_accuracy": {f"{lr:g}": v for lr, v in lr_choice.items()}},
+            "test_accuracy": accuracy, "summary": variants.summary(accuracy),
+            "comparisons": variants.comparisons(accuracy, variants.all_pairs(accuracy)),
             "rule": "Welch's t for each pair; Holm's step-down adjustment over the six pairs; real when p_holm < 0.05"}
 
 
 def plot(fair, path):
-    """Per-seed test accuracy of each norm (dots), the mean (bar) and its 95% interval."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    rng = np.random.default_rng(0)  # horizontal jitter only, so that equal seeds do not hide each other
-    for i, (norm, values) in enumerate(fair["test_accuracy"].items()):
-        s = fair["summary"][norm]
-        ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, s=16, alpha=0.6, color=f"C{i}")
-        ax.hlines(s["mean"], i - 0.25, i + 0.25, color=f"C{i}", lw=2)
-        if s["ci95_logit"]:
-            ax.vlines(i + 0.3, *s["ci95_logit"], color=f"C{i}", lw=2)
-    ax.set_xticks(range(len(fair["test_accuracy"])),
-                  [f"{LABELS[n]}\nlr {fair['peak_lr'][n]:g}" for n in fair["test_accuracy"]])
-    ax.set_ylabel("final-epoch test accuracy (%)")
-    ax.set_title(f"No penalty, {len(fair['seeds'])} seeds each: dots = seeds, bar = mean, line = 95% CI",
-                 fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    save_figure(fig, path)
+    labels = {n: f"{LABELS[n]}\nlr {fair['peak_lr'][n]:g}" for n in fair["test_accuracy"]}
+    variants.plot(fair["test_accuracy"], fair["summary"], labels,
+                  f"No penalty, {len(fair['seeds'])} seeds each, {fair['epochs']} epochs", path)
 
 
 def run(base, options, log=print, seeds=SEEDS, none_lrs=NONE_LRS):
