@@ -7,6 +7,8 @@ import time
 
 import keras
 
+from keras_norm.evaluate import selection_key
+
 
 class TestEvaluation(keras.callbacks.Callback):
     """Evaluates the test set after every epoch and adds `test_<metric>` to the epoch's logs.
@@ -67,3 +69,21 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             temporary, self.filepath = self.filepath, final
         if os.path.exists(temporary):
             os.replace(temporary, final)
+
+
+class ValidationBestCheckpoint(AtomicModelCheckpoint):
+    """Saves the weights of the best epoch so far on the validation split, ranked by `evaluate.selection_key`:
+    the highest validation accuracy, and among equals the lowest validation data loss. Keras's own
+    `save_best_only` compares one metric and keeps the earliest of equals. After a resume, `seen` (the history's
+    rows) says what the saved weights already beat."""
+
+    def __init__(self, filepath, seen=()):
+        super().__init__(filepath, save_weights_only=True)
+        self.best_key = max((selection_key(r) for r in seen), default=None)
+
+    def _should_save_model(self, epoch, batch, logs, filepath):
+        key = selection_key(logs or {})
+        if self.best_key is not None and key <= self.best_key:
+            return False
+        self.best_key = key
+        return True

@@ -24,11 +24,37 @@ def peak_rss_mb():
     return round(peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0), 1)  # macOS: bytes; Linux: KiB
 
 
+SELECTION_RULE = "the highest validation accuracy; among equals, the lowest validation data loss (val_xent)"
+
+
+def selection_key(row):
+    """How epochs rank on the validation split: accuracy first, then the lower data loss (a tie in accuracy is
+    common on a small split, and the earliest of equals can be a clearly worse model)."""
+    return row["val_accuracy"], -row["val_xent"]
+
+
+def best_epoch(history):
+    """The index of the validation-best epoch (`selection_key`); the earliest only when both numbers tie."""
+    keys = [selection_key(r) for r in history]
+    return keys.index(max(keys))
+
+
+def selection_reason(history, best):
+    """One line: which epoch is exported and why."""
+    row = history[best]
+    tied = [r["epoch"] for r in history if r["val_accuracy"] == row["val_accuracy"] and r is not row]
+    why = f"validation accuracy {row['val_accuracy']:.4f}, the highest"
+    if tied:
+        why += (f"; tied with epoch{'s' if len(tied) > 1 else ''} {', '.join(map(str, tied))}, it has the lowest "
+                f"validation data loss ({row['val_xent']:.4f})")
+    return f"epoch {row['epoch']} ({why})"
+
+
 def summarize(history, params, dataset, config):
     """metrics.json content from the history rows. The validation split chooses the epoch; the test set is
     reported at the final epoch (the headline) and at that validation-best epoch."""
     test_acc = [r["test_accuracy"] for r in history]
-    best = int(np.argmax([r["val_accuracy"] for r in history]))  # first of equals: the earliest
+    best = best_epoch(history)
     reached = next((r["epoch"] for r in history if r["test_accuracy"] >= TARGET_ACCURACY), None)
     learning = config.learning
     return {
@@ -44,6 +70,9 @@ def summarize(history, params, dataset, config):
         "final_test_xent": history[-1]["test_xent"],
         "final_val_accuracy": history[-1]["val_accuracy"],
         "val_best_epoch": best + 1,
+        "exported_epoch": best + 1,
+        "exported_because": selection_reason(history, best),
+        "selection_rule": SELECTION_RULE,
         "best_val_accuracy": history[best]["val_accuracy"],
         "test_accuracy_at_val_best": test_acc[best],
         "first_epoch_at_99.4": reached,

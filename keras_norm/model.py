@@ -39,6 +39,7 @@ from keras_norm.errors import KerasNormError
 
 EPSILON = 1e-3  # Keras's default for all three layers, stated once so they agree.
 RENORM_CLIPPING = {"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0}
+STANDARDIZE = "standardize"  # the exported model's first layer: raw pixels in, standardized values out
 
 
 @keras.saving.register_keras_serializable(package="keras_norm")
@@ -89,8 +90,12 @@ def normalization(norm, groups=4, ln_impl="group", name=None, sync_bn=False, ren
 
 
 def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.05, sync_bn=False, renorm=False,
-                weight_standardization=False):
-    """Builds the (uncompiled) CNN; it outputs logits."""
+                weight_standardization=False, pixel_stats=None):
+    """Builds the (uncompiled) CNN; it outputs logits.
+
+    It takes standardized images, as training feeds them; with `pixel_stats` = (mean, std) of the training
+    pixels on the [0, 1] scale it takes raw pixels (0-255) instead: its first layer, a `Rescaling` named
+    "standardize", computes (x / 255 - mean) / std. That layer has no weights, so the two models share them."""
     check_groups(norm, groups)
     regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
     conv = WSConv2D if weight_standardization else keras.layers.Conv2D
@@ -105,6 +110,9 @@ def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.
 
     inputs = keras.Input((28, 28, 1), name="image")
     x = inputs
+    if pixel_stats is not None:
+        mean, std = pixel_stats
+        x = keras.layers.Rescaling(1.0 / (255.0 * std), offset=-mean / std, name=STANDARDIZE)(x)
     for i, filters in enumerate(BLOCK1, start=1):
         x = conv_block(x, filters, f"conv{i}")
     x = keras.layers.Conv2D(TRANSITION, 1, use_bias=False, kernel_regularizer=regularizer, name="transition")(x)
@@ -123,11 +131,31 @@ def build_model(norm="bn", groups=4, ln_impl="group", l1=0.0, l2=0.0, dropout=0.
     return keras.Model(inputs, logits, name=name)
 
 
-def build_from_config(learning, sync_bn=False):
+def build_from_config(learning, sync_bn=False, pixel_stats=None):
     """The model of a run's `Learning` settings."""
     return build_model(norm=learning.norm, groups=learning.groups, ln_impl=learning.ln_impl, l1=learning.l1,
                        l2=learning.l2, dropout=learning.dropout, sync_bn=sync_bn, renorm=learning.renorm,
-                       weight_standardization=learning.weight_standardization)
+                       weight_standardization=learning.weight_standardization, pixel_stats=pixel_stats)
+
+
+def for_raw_pixels(model, learning, mean, std):
+    """The deployed model: `model`'s weights in the same network with its input standardization built in, so that
+    a 28x28 digit with values 0-255 goes straight in (model.keras and the SavedModel are this model)."""
+    deployed = build_from_config(learning, pixel_stats=(mean, std))
+    deployed.set_weights(model.get_weights())
+    return deployed
+
+
+def takes_raw_pixels(model):
+    """Whether a loaded Keras model standardizes its own input (exported models do)."""
+    return any(layer.name == STANDARDIZE for layer in model.layers)
+
+
+def model_input(model, images, mean, std):
+    """Images on the [0, 1] scale, shaped (N, 28, 28, 1), as `model` takes them: raw 0-255 pixels for a model
+    that standardizes its own input, else standardized with the run's training mean and std."""
+    x = images * 255.0 if takes_raw_pixels(model) else (images - mean) / std
+    return x.reshape(-1, 28, 28, 1).astype("float32")
 
 
 def trainable_params(model):

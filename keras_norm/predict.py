@@ -3,9 +3,9 @@
 Each image (PNG, JPEG, ...; any size, colour or grey, dark-on-light or light-on-dark) is brought to what the
 model was trained on, the way MNIST itself was made: grey, light digit on a dark background, the digit's
 bounding box scaled to fit 20x20 pixels (aspect ratio kept), placed in a 28x28 image with its centre of mass
-in the middle, then standardized with the run's own training mean and std (its config.json). The model is
-loaded with `tf.saved_model.load` and called through its `serve` signature (float32 images of shape
-(N, 28, 28, 1) -> logits (N, 10)).
+in the middle, as pixel values 0-255. The model is loaded with `tf.saved_model.load` and called through its
+`serve` signature (float32 raw pixels 0-255 of shape (N, 28, 28, 1) -> logits (N, 10)): the exported model
+standardizes its own input with the run's training mean and std (its first layer, `standardize`).
 """
 
 import os
@@ -73,9 +73,13 @@ def mnist_style(grey, path="image"):
 
 def predict(paths, folder):
     """[(path, [(digit, probability)] * 3)] for each image, most probable first."""
-    dataset = RunFolder(folder).read("config.json")["dataset"]
-    mean, std = dataset["pixel_mean"], dataset["pixel_std"]
-    images = np.stack([(mnist_style(read_grey(p), p) - mean) / std for p in paths])[..., None].astype(np.float32)
+    run = RunFolder(folder)
+    pixels = np.stack([mnist_style(read_grey(p), p) for p in paths])[..., None]  # [0, 1]
+    if run.read("metrics.json", {}).get("model_input", "").startswith("raw pixels"):
+        images = (255.0 * pixels).astype(np.float32)  # the model standardizes its own input
+    else:  # a model exported before it carried its standardization
+        dataset = run.read("config.json")["dataset"]
+        images = ((pixels - dataset["pixel_mean"]) / dataset["pixel_std"]).astype(np.float32)
     model = tf.saved_model.load(os.path.join(folder, "saved_model"))
     probs = tf.nn.softmax(model.serve(tf.constant(images)), axis=-1).numpy()
     return [(p, [(int(d), float(row[d])) for d in np.argsort(-row)[:3]]) for p, row in zip(paths, probs)]

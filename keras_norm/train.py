@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from keras_norm import data, distribute, engine, evaluate, fileio, pipeline
 from keras_norm import model as model_lib
-from keras_norm.callbacks import AtomicModelCheckpoint, EpochLog, TestEvaluation
+from keras_norm.callbacks import EpochLog, TestEvaluation, ValidationBestCheckpoint
 from keras_norm.errors import KerasNormError
 from keras_norm.layer_stats import InsideStats
 from keras_norm.run_folder import RunFolder
@@ -142,14 +142,11 @@ def write_start_files(folder, config, dataset, model, params, replicas, sync_bn)
 def callbacks(folder, config, dataset, test_data, log):
     """Keras's callbacks plus the project's; the best weights are chosen on the validation split, and
     after a resume only a better epoch than those already seen replaces them."""
-    seen = [r["val_accuracy"] for r in folder.history()]
     out = [
         keras.callbacks.TerminateOnNaN(),
         TestEvaluation(test_data),  # before EpochLog, which records what it adds
         EpochLog(folder, config.folder_name, config.learning.epochs, log),
-        AtomicModelCheckpoint(folder.file("best.weights.h5"), monitor="val_accuracy", mode="max",
-                                        save_best_only=True, save_weights_only=True,
-                                        initial_value_threshold=max(seen, default=None)),
+        ValidationBestCheckpoint(folder.file("best.weights.h5"), seen=folder.history()),
         # double_checkpoint keeps the previous epoch's backup, so a kill during a save can fall back on it.
         keras.callbacks.BackupAndRestore(folder.file("backup"), double_checkpoint=True),
     ]
@@ -186,18 +183,20 @@ def finish(folder, config, dataset, trainee, params, chief, log, engine_options=
         raise KerasNormError(f"{config.folder_name}: {reason}")
     metrics = evaluate.summarize(history, params, dataset, config)
     metrics["weights"] = evaluate.weight_stats(trainee)  # the final epoch's weights
+    metrics["model_input"] = "raw pixels 0-255, shape (N, 28, 28, 1)"  # model.keras and the SavedModel
     metrics["peak_rss_mb"] = evaluate.peak_rss_mb()  # this process's peak so far: a bound for one run
     if chief:  # the chief reports the errors and exports the model
         final = keras_copy(config, trainee)  # the final epoch's weights: the headline model
         folder.write("misclassified.json", evaluate.misclassified(final, dataset))
-        model = best_keras_model(config, folder.file("best.weights.h5"), engine_options)
+        model = model_lib.for_raw_pixels(best_keras_model(config, folder.file("best.weights.h5"), engine_options),
+                                         config.learning, dataset.mean, dataset.std)  # takes 0-255 pixels
         model.save(folder.file("model.keras"))
         if config.outputs.export:
             shutil.rmtree(folder.file("saved_model"), ignore_errors=True)  # a half export of a killed attempt
             model.export(folder.file("saved_model"), format="tf_saved_model", verbose=False)
     folder.write("metrics.json", metrics)
-    log(f"{config.folder_name}: final test accuracy {metrics['final_test_accuracy']:.4f}; validation-best epoch "
-        f"{metrics['val_best_epoch']} (test accuracy there {metrics['test_accuracy_at_val_best']:.4f}), "
+    log(f"{config.folder_name}: final test accuracy {metrics['final_test_accuracy']:.4f}; exported the validation-best "
+        f"{metrics['exported_because']}, test accuracy there {metrics['test_accuracy_at_val_best']:.4f}; "
         f"{metrics['mean_epoch_seconds']:.1f} s/epoch")
     return metrics
 

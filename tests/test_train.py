@@ -56,14 +56,37 @@ class TrainTest(unittest.TestCase):
         # Trained with the speed engine, saved as the Keras model: no project class inside.
         self.assertTrue(all(type(layer).__module__.startswith("keras.") for layer in model.layers))
         exported = tf.saved_model.load(os.path.join(self.folder, "saved_model"))
-        x = data.load(self.npz).x_test[:32]
-        diff = np.abs(np.asarray(model(x, training=False)) - exported.serve(tf.constant(x)).numpy()).max()
+        pixels = (255 * data.raw_test_set(self.npz)[0][:32, :, :, None]).astype(np.float32)  # raw 0-255 digits
+        diff = np.abs(np.asarray(model(pixels, training=False)) - exported.serve(tf.constant(pixels)).numpy()).max()
         self.assertLessEqual(diff, 1e-5)
+
+    def test_the_exported_model_takes_raw_pixels_and_agrees_with_the_standardized_path(self):
+        import keras
+
+        from keras_norm import model as model_lib
+
+        deployed = keras.saving.load_model(os.path.join(self.folder, "model.keras"), safe_mode=True)
+        self.assertTrue(model_lib.takes_raw_pixels(deployed))
+        self.assertEqual(self.metrics["model_input"], "raw pixels 0-255, shape (N, 28, 28, 1)")
+        plain = model_lib.build_from_config(self.config.learning)  # what trained: standardized input
+        plain.set_weights(deployed.get_weights())
+        self.assertFalse(model_lib.takes_raw_pixels(plain))
+        ds = data.load(self.npz)
+        pixels = 255 * data.raw_test_set(self.npz)[0][..., None]
+        np.testing.assert_allclose(deployed.predict(pixels, verbose=0), plain.predict(ds.x_test, verbose=0),
+                                   rtol=1e-4, atol=1e-4)
+        x01 = data.raw_test_set(self.npz)[0]
+        for model in (deployed, plain):  # model_input feeds each model what it takes
+            np.testing.assert_allclose(model.predict(model_lib.model_input(model, x01, ds.mean, ds.std), verbose=0),
+                                       plain.predict(ds.x_test, verbose=0), rtol=1e-4, atol=1e-4)
 
     def test_misclassified_are_exactly_the_wrong_predictions_most_confident_first(self):
         import keras
 
-        model = keras.saving.load_model(os.path.join(self.folder, "model.keras"), safe_mode=True)
+        from keras_norm import model as model_lib
+
+        model = model_lib.build_from_config(self.config.learning)  # the exported weights, standardized input
+        model.set_weights(keras.saving.load_model(os.path.join(self.folder, "model.keras")).get_weights())
         ds = data.load(self.npz)
         probs = np.asarray(keras.ops.softmax(model.predict(ds.x_test, verbose=0)))
         picked = evaluate.misclassified(model, ds)
@@ -84,8 +107,10 @@ class TrainTest(unittest.TestCase):
         history = helpers.read_json(os.path.join(self.folder, "history.json"))["epochs"]
         for key in ("val_accuracy", "val_xent", "test_accuracy", "test_xent", "xent"):
             self.assertIn(key, history[0])
-        best = int(np.argmax([r["val_accuracy"] for r in history]))
+        best = max(range(len(history)), key=lambda i: (history[i]["val_accuracy"], -history[i]["val_xent"]))
         self.assertEqual(self.metrics["val_best_epoch"], best + 1)
+        self.assertEqual(self.metrics["exported_epoch"], best + 1)
+        self.assertIn(f"epoch {best + 1} (", self.metrics["exported_because"])
         self.assertEqual(self.metrics["test_accuracy_at_val_best"], history[best]["test_accuracy"])
         self.assertEqual(self.metrics["final_test_accuracy"], history[-1]["test_accuracy"])
 

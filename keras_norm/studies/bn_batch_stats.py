@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_norm import fileio
+from keras_norm import model as model_lib
 from keras_norm.plotting import plt
 from keras_norm.report import stats
 from keras_norm.report.plots import save_figure
@@ -26,9 +27,10 @@ BATCH_SIZES = (1, 2, 8, 32, 256, 10000)
 
 
 def load_model_and_images(path, images):
-    """The run's model.keras and the test images standardized with the run's own statistics."""
+    """The run's model.keras and the test images as it takes them (model.model_input)."""
     ds = RunFolder(path).read("config.json")["dataset"]
-    return keras.saving.load_model(os.path.join(path, "model.keras")), ((images - ds["pixel_mean"]) / ds["pixel_std"])[..., None]
+    model = keras.saving.load_model(os.path.join(path, "model.keras"))
+    return model, model_lib.model_input(model, images, ds["pixel_mean"], ds["pixel_std"])
 
 
 def batch_statistics_logits(model, x, batch_size):

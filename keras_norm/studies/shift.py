@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from keras_norm import fileio
+from keras_norm import model as model_lib
 from keras_norm.plotting import plt
 from keras_norm.report import stats
 from keras_norm.report.plots import save_figure
@@ -57,7 +58,7 @@ def transformed(images, name, severity):
 
 
 def accuracy(model, images, labels, mean, std):
-    logits = model.predict(((images - mean) / std)[..., None], batch_size=1000, verbose=0)
+    logits = model.predict(model_lib.model_input(model, images, mean, std), batch_size=1000, verbose=0)
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
