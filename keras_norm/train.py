@@ -160,7 +160,8 @@ def callbacks(folder, config, dataset, test_data, log):
 def fit(model, dataset, config, strategy, callback_list, verbose, fast_rotation=False):
     learning = config.learning
     train_data = pipeline.train_pipeline(dataset, learning.batch_size, learning.seed, learning.augment,
-                                         learning.rotation_degrees, fast=fast_rotation)
+                                         learning.rotation_degrees, fast=fast_rotation,
+                                         deterministic=config.runtime.deterministic)
     val_data = pipeline.eval_pipeline(dataset.x_val, dataset.y_val)
     if distribute.is_multi_worker(strategy):
         train_data, val_data = distribute.shard_by_data(train_data), distribute.shard_by_data(val_data)

@@ -91,8 +91,14 @@ class BadInputTest(unittest.TestCase):
         code, out, _ = helpers.run_main("--help")
         self.assertEqual(code, 0)
         for flag in ("--norm", "--l1", "--l2", "--data_path", "--suite", "--report_only", "--explain", "--bench",
-                     "seeds", "batch_sweep"):
+                     "seeds", "batch_sweep", "fair", "small_batch", "groups", "renorm", "--version"):
             self.assertIn(flag, out)
+
+    def test_version_is_the_packages(self):
+        import keras_norm
+
+        code, out, err = run_in_process("--version")
+        self.assertEqual((code, out.strip(), err), (0, f"keras-norm {keras_norm.__version__}", ""))
 
 
 class ConsoleScriptTest(unittest.TestCase):

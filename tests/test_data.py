@@ -64,6 +64,7 @@ class DataTest(unittest.TestCase):
         self.assertEqual((len(ds.y_train) + len(ds.y_val), len(ds.y_test)), (4000, 1000))
         self.assertEqual(len(err.getvalue().strip().splitlines()), 1)
         self.assertIn("WARNING", err.getvalue())
+        self.assertIn("OSError: offline", err.getvalue())  # the reason, not only its type
 
     def test_bad_files_are_clear_errors(self):
         good = helpers.write_small_npz(self.tmp.name, n_train=20, n_test=10)

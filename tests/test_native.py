@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import contextlib
+import io
 import os
 import shutil
 import stat
@@ -155,8 +156,11 @@ class BuildOnceTest(unittest.TestCase):
                         'while [ $# -gt 0 ]; do [ "$1" = -o ] && touch "$2"; shift; done\n')
             os.chmod(cxx, os.stat(cxx).st_mode | stat.S_IEXEC)
             env = {"XDG_CACHE_HOME": os.path.join(tmp, "cache"), "CXX": cxx, "FAKE_CXX_LOG": log}
-            with mock.patch.dict(os.environ, env), concurrent.futures.ThreadPoolExecutor(2) as pool:
+            said = io.StringIO()
+            with mock.patch.dict(os.environ, env), contextlib.redirect_stderr(said), \
+                    concurrent.futures.ThreadPoolExecutor(2) as pool:
                 paths = list(pool.map(lambda _: native._build(), range(2)))
+            self.assertEqual(said.getvalue().count("building the speed engine's C++ kernels"), 1)  # one line, once
             self.assertEqual(paths[0], paths[1])
             self.assertTrue(os.path.exists(paths[0]))
             with open(log) as f:

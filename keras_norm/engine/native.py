@@ -108,6 +108,9 @@ def _build():
     # Processes starting together (a suite's runs, parallel tests) build once: the others wait for the lock.
     with _exclusive(path + ".lock"):
         if not os.path.exists(path):
+            print(f"building the speed engine's C++ kernels, once (about 30 s on 2 cores; cached in "
+                  f"{os.path.dirname(path)}); --nofast trains Keras's own layers without them", file=sys.stderr,
+                  flush=True)
             # Build beside the cache entry and rename it into place: no process ever sees half a file.
             folder = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(path))
             try:
