@@ -12,14 +12,15 @@ from keras_norm.config import SuiteOptions
 from keras_norm.errors import KerasNormError
 from keras_norm.quiet import import_tensorflow
 
-MODES = ("train", "suite", "report_only", "explain", "bench", "predict")
+MODES = ("train", "suite", "report_only", "explain", "bench", "predict", "demo")
 
 
 def run(config, mode="train", suite=None, suite_options=SuiteOptions(), bench_options=BenchOptions(), report=True,
-        runs=(), predict=((), None)):
+        runs=(), predict=((), None), port=8765):
     """Returns the process exit code; a KerasNormError becomes one `error:` line on stderr.
 
-    `predict`: (image paths, run name) for the predict mode."""
+    `predict`: (image paths, run name or None for the ready-to-try models) for the predict mode; `port`: the
+    demo's."""
     try:
         config.validate()
         suite_options.validate()
@@ -29,21 +30,23 @@ def run(config, mode="train", suite=None, suite_options=SuiteOptions(), bench_op
                                  "use --distribute with single runs")
         if mode == "predict":
             _check_predict(*predict)
-        return _dispatch(config, mode, suite, suite_options, bench_options, report, runs, predict)
+        if not 0 <= port <= 65535:
+            raise KerasNormError(f"--port must be in [0, 65535] (0: any free port), got {port}")
+        return _dispatch(config, mode, suite, suite_options, bench_options, report, runs, predict, port)
     except KerasNormError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
 
 
 def _check_predict(paths, run_name):
-    if not run_name or not run_name.strip() or "/" in run_name or run_name.startswith("."):
-        raise KerasNormError(f"--predict needs --run=RUN_NAME, the folder name of a trained run (got {run_name!r})")
+    if run_name is not None and (not run_name.strip() or "/" in run_name or run_name.startswith(".")):
+        raise KerasNormError(f"--run must be the folder name of a trained run (got {run_name!r})")
     empty = [p for p in paths if not p.strip()]
     if empty or not paths:
         raise KerasNormError("--predict needs one or more image paths, separated by commas")
 
 
-def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, predict):
+def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, predict, port):
     artifacts = config.outputs.artifacts_dir
     if mode == "report_only":
         _render_report(artifacts, runs)
@@ -67,6 +70,10 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, p
         from keras_norm import predict as predict_lib
 
         predict_lib.run(predict[0], predict[1], artifacts)
+    elif mode == "demo":
+        from keras_norm import demo
+
+        demo.run(port)
     else:
         from keras_norm import train
 

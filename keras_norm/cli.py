@@ -6,7 +6,8 @@ Modes (one per invocation):
     python main.py --report_only [--runs=NAME,...]                  graphs, grids and tables from the runs
     python main.py --explain --seed=3                               the worked BN/LN/GN example
     python main.py --bench --data_path=mnist.npz                    the training-speed benchmark
-    python main.py --predict=digit.png,other.jpg --run=ln_l2-0.001   classify your own images with a run
+    python main.py --predict=digit.png,other.jpg [--run=ln_l2-0.001] classify your own images
+    python main.py --demo [--port=8765]                             a page: digits, shifts, four models
 
 Bad input of any kind ends with one `error:` line on stderr and a non-zero exit. `--version` prints the version.
 """
@@ -83,7 +84,11 @@ flags.DEFINE_boolean("report", True, "Render the report over all runs after trai
 flags.DEFINE_boolean("report_only", False, "Only render graphs, grids and tables from existing runs.")
 flags.DEFINE_list("runs", [], "Run names for the comparison graphs (default: the latest suite, else all).")
 flags.DEFINE_boolean("explain", False, "Print and save the worked BN/LN/GN example on a random 4x2x2x4 batch.")
-flags.DEFINE_list("predict", [], "Image files (PNG, JPEG, ...) to classify with the SavedModel of --run.")
+flags.DEFINE_list("predict", [], "Image files (PNG, JPEG, ...) to classify with the SavedModel of --run, or "
+                  "without --run with the four ready-to-try models that ship with the package.")
+flags.DEFINE_boolean("demo", False, "Serve a local page (http://127.0.0.1:PORT/) to draw or pick a digit, shift "
+                     "its contrast, brightness and noise, and see the ready-to-try BN, GN, LN and no-norm models.")
+flags.DEFINE_integer("port", 8765, "The --demo page's port on 127.0.0.1 (0: any free port).")
 flags.DEFINE_string("run", None, "The run whose SavedModel --predict uses (a folder name under "
                     "<artifacts_dir>/runs or <artifacts_dir>/seeds/runs).")
 # The training-speed benchmark (keras_norm/bench/, docs/performance.md).
@@ -127,7 +132,8 @@ def options():
                          levers=FLAGS.bench_levers, step_speedup_path=FLAGS.bench_step_speedup,
                          profile=FLAGS.bench_profile, runs=FLAGS.bench_runs, parts=FLAGS.bench_parts)
     chosen = [m for m, on in (("suite", FLAGS.suite), ("report_only", FLAGS.report_only),
-                              ("explain", FLAGS.explain), ("bench", FLAGS.bench), ("predict", FLAGS.predict)) if on]
+                              ("explain", FLAGS.explain), ("bench", FLAGS.bench), ("predict", FLAGS.predict),
+                              ("demo", FLAGS.demo)) if on]
     if len(chosen) > 1:
         fail(f"choose one mode, not {' and '.join('--' + m for m in chosen)}", code=2)
     if FLAGS.run is not None and not FLAGS.predict:
@@ -146,7 +152,7 @@ def run_command(argv):
     except SystemExit as e:
         return e.code
     return app.run(config, mode, suite=FLAGS.suite, suite_options=suite, bench_options=bench, report=FLAGS.report,
-                   runs=FLAGS.runs, predict=(FLAGS.predict, FLAGS.run))
+                   runs=FLAGS.runs, predict=(FLAGS.predict, FLAGS.run), port=FLAGS.port)
 
 
 def main(argv=None):

@@ -85,8 +85,31 @@ def predict(paths, folder):
     return [(p, [(int(d), float(row[d])) for d in np.argsort(-row)[:3]]) for p, row in zip(paths, probs)]
 
 
+def predict_ready(paths, models):
+    """{key: [(path, [(digit, probability)] * 3)]} with Keras models that take raw pixels ({key: (label, model)})."""
+    pixels = 255.0 * np.stack([mnist_style(read_grey(p), p) for p in paths])[..., None].astype(np.float32)
+    out = {}
+    for key, (_, model) in models.items():
+        probs = tf.nn.softmax(model(pixels, training=False), axis=-1).numpy()
+        out[key] = [(p, [(int(d), float(row[d])) for d in np.argsort(-row)[:3]]) for p, row in zip(paths, probs)]
+    return out
+
+
+def _line(path, top, label=""):
+    return f"{path}: {top[0][0]}  ({label}top-3: " + ", ".join(f"{d} {p:.3f}" for d, p in top) + ")"
+
+
 def run(paths, run_name, artifacts_dir, out=print):
-    """Prints one line per image: the path, the predicted digit, the top-3 probabilities."""
+    """Prints one line per image (and per ready-to-try model without a run): the path, the predicted digit, the
+    top-3 probabilities."""
+    if run_name is None:
+        from keras_norm import pretrained
+
+        models = pretrained.load()
+        for key, rows in predict_ready(paths, models).items():
+            for path, top in rows:
+                out(_line(path, top, f"{models[key][0]}; "))
+        return
     folder = find_run(artifacts_dir, run_name)
     for path, top in predict(paths, folder):
-        out(f"{path}: {top[0][0]}  (top-3: " + ", ".join(f"{d} {p:.3f}" for d, p in top) + ")")
+        out(_line(path, top))

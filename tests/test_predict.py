@@ -72,7 +72,7 @@ class PredictTest(unittest.TestCase):
             (f"--predict={not_an_image}", "--run=mine"): "not a readable image",
             (f"--predict={blank}", "--run=mine"): "no digit",
             (f"--predict={self.paths[0]}", "--run=nope"): "no run 'nope'",
-            (f"--predict={self.paths[0]}",): "--run",
+            (f"--predict={self.paths[0]}", "--run=../mine"): "--run must be",
             ("--run=mine",): "--predict",
         }
         for args, message in cases.items():

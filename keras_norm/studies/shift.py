@@ -1,8 +1,8 @@
 """The trained models off their training distribution (`--suite=shift`): every model of the seeds suite, no
 retraining, on transformed copies of the test set.
 
-Transforms act on the [0, 1] pixels before the run's own standardization: contrast scaled towards the
-background, brightness shifted, Gaussian noise, rotation, translation, inverted digits. Each model is the
+Transforms (keras_norm/shifts.py) act on the [0, 1] pixels before the run's own standardization: contrast scaled
+towards the background, brightness shifted, Gaussian noise, rotation, translation, inverted digits. Each model is the
 run's `model.keras` (the validation-best weights, as exported). Writes `artifacts/shift.json`
 (`{"transforms": {name: {"severities": [...], "accuracy": {norm: [[per seed] per severity]}}}}`) and
 `artifacts/shift.png`.
@@ -12,50 +12,15 @@ import os
 
 import keras
 import numpy as np
-from scipy import ndimage
 
 from keras_norm import fileio
 from keras_norm import model as model_lib
 from keras_norm.plotting import plt
 from keras_norm.report import stats
 from keras_norm.report.plots import save_figure
+from keras_norm.shifts import CLEAN, TRANSFORMS, transformed
 from keras_norm.run_folder import RunFolder
 from keras_norm.studies.seeds import models_and_test_set
-
-NOISE_SEED = 0
-
-
-def _rotate(x, degrees):
-    return ndimage.rotate(x, degrees, axes=(1, 2), reshape=False, order=1, mode="constant", cval=0.0)
-
-
-def _translate(x, pixels):
-    return ndimage.shift(x, (0, pixels, pixels), order=0, mode="constant", cval=0.0)
-
-
-def _noise(x, sigma):
-    return x + np.random.default_rng(NOISE_SEED).normal(0.0, sigma, x.shape).astype(np.float32)
-
-
-# The severity that leaves the images as they are (the clean point of each curve), and the axis label.
-CLEAN = {"contrast": (1.0, "contrast factor (1 = clean)"), "brightness": (0.0, "added brightness (0 = clean)"),
-         "gaussian_noise": (0.0, "noise std (0 = clean)"), "rotation": (0.0, "degrees (0 = clean)"),
-         "translation": (0.0, "pixels right and down (0 = clean)"), "inverted": (0.0, "inverted (0 = clean)")}
-# name -> (severities, function of ([0, 1] images, severity) -> images)
-TRANSFORMS = {
-    "contrast": ((0.5, 0.25), lambda x, s: x * s),
-    "brightness": ((0.2, 0.4), lambda x, s: x + s),
-    "gaussian_noise": ((0.1, 0.3), _noise),
-    "rotation": ((15, 30), _rotate),
-    "translation": ((2, 4), _translate),
-    "inverted": ((1,), lambda x, s: 1.0 - x),
-}
-
-
-def transformed(images, name, severity):
-    """The test images under one transform, clipped back to [0, 1]."""
-    return np.clip(TRANSFORMS[name][1](images, severity), 0.0, 1.0).astype(np.float32)
-
 
 def accuracy(model, images, labels, mean, std):
     logits = model.predict(model_lib.model_input(model, images, mean, std), batch_size=1000, verbose=0)
