@@ -1,7 +1,6 @@
 """The demo page (`--demo`): what it computes, its errors, and the page itself driven in a real headless Chromium
 (Debian's chromium and chromium-driver; the browser test says why it skips where they are missing)."""
 
-import os
 import shutil
 import socket
 import threading

@@ -18,9 +18,10 @@ from keras_norm import model as model_lib
 from keras_norm.plotting import plt
 from keras_norm.report import stats
 from keras_norm.report.plots import save_figure
-from keras_norm.shifts import CLEAN, TRANSFORMS, transformed
 from keras_norm.run_folder import RunFolder
+from keras_norm.shifts import CLEAN, TRANSFORMS, transformed
 from keras_norm.studies.seeds import models_and_test_set
+
 
 def accuracy(model, images, labels, mean, std):
     logits = model.predict(model_lib.model_input(model, images, mean, std), batch_size=1000, verbose=0)
