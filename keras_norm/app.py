@@ -53,6 +53,12 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, p
         return 0
     if mode == "suite":
         import_tensorflow()  # quietly, before a suite module imports it
+        if suite_options.replot:
+            replot = getattr(studies.module(suite), "replot", None)
+            if replot is None:
+                raise KerasNormError(f"--suite={suite} has no --replot: it draws its figures when it runs")
+            replot(config, suite_options)
+            return 0
         studies.runner(suite)(config, suite_options)
         if suite == "seeds" and report:  # the sweep draws its own figure; the main report stays as it is
             _render_report(artifacts, runs)

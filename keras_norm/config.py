@@ -225,6 +225,7 @@ class SuiteOptions:
     jobs: Optional[int] = None  # parallel training processes (default: min(2, cores))
     sweep_epochs: int = 5  # epochs per cell of the batch sweep
     sweep_seeds: int = 2  # seeds 0..N-1 per cell of the batch sweep
+    replot: bool = False  # redraw the suite's figures from its JSON (no training, no models)
 
     def validate(self):
         if self.jobs is not None:

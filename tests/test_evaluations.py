@@ -42,6 +42,16 @@ class EvaluationSuitesTest(unittest.TestCase):
             self.assertEqual([len(per) for per in entry["accuracy"]["bn"]], [2] * len(severities))  # 2 seeds
         self.assertEqual(result["seeds"]["bn"], [0, 1])
         self.assertTrue(os.path.exists(os.path.join(self.artifacts, "shift.png")))
+        for name, per_norm in saved["summary_pct"].items():  # every interval inside [0, 100]
+            for cells in per_norm.values():
+                for cell in cells:
+                    low, high = cell["ci95_logit"] if cell["ci95_logit"] else (cell["mean"], cell["mean"])
+                    self.assertTrue(0 <= cell["min"] <= cell["max"] <= 100 and 0 <= low <= high <= 100, cell)
+        os.remove(os.path.join(self.artifacts, "shift.png"))
+        again = shift.replot(self.base, SuiteOptions(replot=True), log=lambda *a, **k: None)  # from the JSON alone
+        self.assertEqual(again["transforms"], saved["transforms"])
+        self.assertEqual(again["summary_pct"], saved["summary_pct"])
+        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "shift.png")))
 
     def test_transforms_change_the_images_and_stay_in_range(self):
         self.assertEqual(set(shift.CLEAN), set(shift.TRANSFORMS))  # every curve has its clean point
@@ -63,8 +73,15 @@ class EvaluationSuitesTest(unittest.TestCase):
             [check] = result["batch_invariance"][norm]
             self.assertTrue(check["same_predictions"])
             self.assertLess(check["max_abs_logit_diff"], 1e-4)
-        self.assertEqual(helpers.read_json(os.path.join(self.artifacts, "bn_batch_stats.json"))["batch_sizes"],
-                         list(bn_batch_stats.BATCH_SIZES))
+        saved = helpers.read_json(os.path.join(self.artifacts, "bn_batch_stats.json"))
+        self.assertEqual(saved["batch_sizes"], list(bn_batch_stats.BATCH_SIZES))
+        paired = saved["batch_minus_moving_paired"]  # the same model measured two ways: paired over seeds
+        self.assertEqual(sorted(paired, key=int), [str(b) for b in bn_batch_stats.BATCH_SIZES])
+        moving = np.asarray(result["bn"]["moving_statistics"])
+        for b, row in paired.items():
+            gap = 100 * (np.asarray(result["bn"]["batch_statistics"][b]) - moving)
+            self.assertAlmostEqual(row["difference_pp"], float(gap.mean()), places=3)
+            self.assertEqual(row["real"], row["p_holm"] < 0.05)
 
     def test_inside_gathers_every_epoch_of_every_norm(self):
         result = inside_suite.run(self.base, SuiteOptions(), log=lambda *a, **k: None)

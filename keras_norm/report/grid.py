@@ -61,16 +61,27 @@ def _difference_rows(differences):
         yield from ((f"{no(penalty, 'penalty')}: {n} − no norm", entry) for n, entry in row.items())
 
 
+def _colour_range(acc, intervals, norms, penalties):
+    """The colours span the cells' 95% intervals (or, without them, at least 1 pp around the means), so that
+    differences inside the seed noise do not look large."""
+    if intervals and all(intervals[n][p] for n in norms for p in penalties):
+        return (100 * min(intervals[n][p][0] for n in norms for p in penalties),
+                100 * max(intervals[n][p][1] for n in norms for p in penalties))
+    middle, half = (acc.max() + acc.min()) / 2, max(0.5, (acc.max() - acc.min()) / 2)
+    return middle - half, middle + half
+
+
 def _heat_map(ax, grid, accuracy, title, intervals=None):
     norms, penalties = grid["norms"], grid["penalties"]
     acc = np.array([[100 * np.mean(accuracy[n][p]) for p in penalties] for n in norms])
-    image = ax.imshow(acc, cmap="viridis")
+    low, high = _colour_range(acc, intervals, norms, penalties)
+    image = ax.imshow(acc, cmap="viridis", vmin=low, vmax=high)
     for i, n in enumerate(norms):
         for j, p in enumerate(penalties):
             interval = intervals and intervals[n][p]
             ci = f"\n{100 * interval[0]:.2f}–{100 * interval[1]:.2f}" if interval else ""
             ax.text(j, i, f"{acc[i, j]:.2f}{ci}", ha="center", va="center", fontsize=8,
-                    color="white" if acc[i, j] < acc.mean() else "black")
+                    color="white" if acc[i, j] < (low + high) / 2 else "black")
     ax.set_xticks(range(len(penalties)), penalties)
     ax.set_yticks(range(len(norms)), norms)
     ax.set_xlabel("penalty")
@@ -82,7 +93,8 @@ def _heat_map(ax, grid, accuracy, title, intervals=None):
 def plot(grid, path):
     """The heat map of final test accuracy (95% CI below each mean), and beside it the middle of training."""
     panels = [(grid["final_test_accuracy"], f"Final test accuracy (%), mean of seeds "
-               f"{', '.join(map(str, grid['seeds']))} (95% CI below)", grid["ci95"])]
+               f"{', '.join(map(str, grid['seeds']))} (95% CI below;\ncolours span the cells' intervals)",
+               grid["ci95"])]
     if "mid_test_accuracy" in grid:
         panels.append((grid["mid_test_accuracy"], f"Test accuracy (%) at epoch {grid['mid_epoch']} of "
                        f"{grid['epochs']}, mean of seeds", None))
@@ -90,5 +102,5 @@ def plot(grid, path):
     fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * (1.3 * n_penalties + 1.5), 0.9 * n_norms + 1.4),
                              squeeze=False, layout="constrained")
     for ax, (accuracy, title, intervals) in zip(axes[0], panels):
-        fig.colorbar(_heat_map(ax, grid, accuracy, title, intervals), ax=ax, shrink=0.8)
+        fig.colorbar(_heat_map(ax, grid, accuracy, title, intervals), ax=ax, shrink=0.8, label="test accuracy (%)")
     save_figure(fig, path, layout=False)  # laid out already ("constrained": colorbars included)

@@ -146,3 +146,12 @@ def run(base, options, log=print, norms=NORMS, penalties=tuple(PENALTIES), seeds
     grid_report.plot(grid, os.path.join(artifacts, "grid.png"))
     log(f"suite grid: done in {grid['wall_seconds'] / 60:.1f} min")
     return grid
+
+
+def replot(base, options, log=print):
+    """Redraws grid.png and grid.md from grid.json (no runs needed)."""
+    artifacts = base.outputs.artifacts_dir
+    grid = fileio.read_json(os.path.join(artifacts, "grid.json"))
+    fileio.write_text(os.path.join(artifacts, "grid.md"), grid_report.markdown(grid))
+    grid_report.plot(grid, os.path.join(artifacts, "grid.png"))
+    log(f"suite grid: table and figure redrawn from {os.path.join(artifacts, 'grid.json')}")

@@ -19,8 +19,11 @@ from keras_norm.run_folder import RunFolder
 from keras_norm.studies.seeds import suite_dir
 
 STATS = ("in_mean", "in_std", "out_mean", "out_std", "grad_norm", "kernel_norm")
-PLOTTED = (("in_std", "std entering the norm"), ("out_std", "std leaving the norm (before ReLU)"),
-           ("grad_norm", "|d data loss / d kernel|"))
+# (statistic, y-axis label, and for the no-norm model, which has no norm layer, what the statistic is there)
+PLOTTED = (("in_std", "std entering the norm", "std after the convolution"),
+           ("out_std", "std leaving the norm (before ReLU)", "std after the convolution (no norm)"),
+           ("grad_norm", "|g|: data loss's kernel gradient", None),
+           ("relative_grad", "|g| / |w|: relative step size", None))
 
 
 def gather(artifacts_dir):
@@ -49,25 +52,42 @@ def _per_norm(found):
     return out
 
 
+def _series(entry, stat):
+    """(epochs, layers) array of a statistic; |g|/|w| from the gradient and kernel norms."""
+    if stat == "relative_grad":
+        return np.array(entry["grad_norm"]) / np.array(entry["kernel_norm"])
+    return np.array(entry[stat])
+
+
 def plot(result, path):
     norms = list(result)
-    fig, axes = plt.subplots(len(PLOTTED), len(norms), figsize=(3.2 * len(norms), 2.6 * len(PLOTTED)),
+    fig, axes = plt.subplots(len(PLOTTED), len(norms), figsize=(3.3 * len(norms), 2.5 * len(PLOTTED)),
                              sharex=True, sharey="row", squeeze=False)
     for col, norm in enumerate(norms):
         entry = result[norm]
         epochs = np.arange(1, entry["epochs"] + 1)
-        for row, (stat, label) in enumerate(PLOTTED):
+        for row, (stat, label, without_norm) in enumerate(PLOTTED):
             ax = axes[row][col]
             for i, layer in enumerate(entry["layers"]):
-                ax.plot(epochs, np.array(entry[stat])[:, i], label=layer)
+                ax.plot(epochs, _series(entry, stat)[:, i], label=layer)
             ax.set_yscale("log")
-            ax.set_title(f"{norm}: {label}" if row == 0 else label, fontsize=8)
-            ax.grid(alpha=0.3)
+            title = without_norm if norm == "none" and without_norm else label
+            ax.set_title(f"{norm}: {title}" if row == 0 else title, fontsize=8)
+            ax.grid(alpha=0.3, which="both")
+            if col == 0:
+                ax.set_ylabel(f"{label.split(':')[0]}\n(log scale)", fontsize=8)
         axes[-1][col].set_xlabel("epoch")
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"Inside the network: {layer_stats.PROBE_IMAGES} fixed validation images after each epoch, "
-                 "mean over seeds", fontsize=10)
+                 "mean over seeds; every y axis is log-scaled", fontsize=10)
     return save_figure(fig, path)
+
+
+def replot(base, options, log=print):
+    """Redraws inside.png from inside.json (no runs needed)."""
+    artifacts = base.outputs.artifacts_dir
+    plot(fileio.read_json(os.path.join(artifacts, "inside.json"))["norms"], os.path.join(artifacts, "inside.png"))
+    log(f"suite inside: figure redrawn from {os.path.join(artifacts, 'inside.json')}")
 
 
 def run(base, options, log=print):

@@ -44,26 +44,84 @@ def evaluate_all(models, images, labels):
     return result
 
 
-def plot(path, result):
-    names = [n for n in result if n != "clean"]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
-    for ax, name in zip(axes.ravel(), names):
-        entry = result[name]
-        x = [CLEAN[name][0]] + entry["severities"]
+# Each panel's x axis runs from clean (left) to the strongest shift (right); contrast is shown as its reduction.
+STRENGTH = {"contrast": (lambda s: 1.0 - s, "contrast reduction, 1 - factor (0 = clean)")}
+LABELS = {"bn": "BN", "gn": "GN", "ln": "LN", "none": "no norm"}
+
+
+def summarize(result):
+    """{transform: {norm: [{"mean", "ci95_logit"} per severity, clean first]}} in percent: means over seeds with
+    intervals that stay inside [0, 100] (report/stats.py, `bounded_ci`)."""
+    out = {}
+    for name, entry in result.items():
+        if name == "clean":
+            continue
+        out[name] = {}
         for norm, per_severity in entry["accuracy"].items():
             rows = result["clean"]["accuracy"][norm] + per_severity
-            means = [100 * stats.mean_ci(r)[0] for r in rows]
-            cis = [stats.mean_ci(100 * np.asarray(r))[2] for r in rows]
-            ax.errorbar(x, means, yerr=[[m - c[0] for m, c in zip(means, cis)], [c[1] - m for m, c in zip(means, cis)]],
-                        marker="o", capsize=3, label=norm)
-        ax.set_title(name.replace("_", " "), fontsize=10)
-        ax.set_xlabel(CLEAN[name][1])
-        ax.set_ylabel("test accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("Test accuracy under input shift: mean over seeds, 95% CI (validation-best models, no retraining)",
-                 fontsize=11)
+            cells = []
+            for r in rows:
+                mean, (low, high) = stats.bounded_ci(100 * np.asarray(r))
+                cells.append({"mean": round(mean, 3), "ci95_logit": None if np.isnan(low) else
+                              [round(low, 3), round(high, 3)], "min": round(100 * min(r), 2),
+                              "max": round(100 * max(r), 2)})
+            out[name][norm] = cells
+    return out
+
+
+def _panel(ax, name, result, summary, rng):
+    entry = result[name]
+    strength, xlabel = STRENGTH.get(name, (lambda s: s, CLEAN[name][1]))
+    xs = np.array([strength(v) for v in [CLEAN[name][0]] + entry["severities"]], dtype=float)
+    discrete = name == "inverted"  # two states, not a scale: points, no line
+    for i, (norm, per_severity) in enumerate(entry["accuracy"].items()):
+        rows = result["clean"]["accuracy"][norm] + per_severity
+        cells = summary[name][norm]
+        offset = (i - 1.5) * 0.03 * (xs.max() - xs.min() or 1)
+        means = np.array([c["mean"] for c in cells])
+        ci = np.array([c["ci95_logit"] or (c["mean"], c["mean"]) for c in cells])  # one seed: no interval
+        low, high = means - ci[:, 0], ci[:, 1] - means
+        ax.errorbar(xs + offset, means, yerr=[low, high], fmt="o" if discrete else "o-", capsize=3,
+                    color=f"C{i}", label=LABELS.get(norm, norm))
+        for x, r in zip(xs + offset, rows):
+            ax.scatter(x + rng.uniform(-0.004, 0.004, len(r)) * (xs.max() or 1), 100 * np.asarray(r), s=7,
+                       alpha=0.35, color=f"C{i}")
+    if discrete:
+        ax.set_xticks(xs, ["clean", "inverted"])
+    ax.set_title(name.replace("_", " "), fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 101)
+    ax.grid(alpha=0.3)
+
+
+def plot(path, result, summary=None):
+    summary = summary or summarize(result)
+    names = [n for n in result if n != "clean"]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.8))
+    rng = np.random.default_rng(0)
+    for ax, name in zip(axes.ravel(), names):
+        _panel(ax, name, result, summary, rng)
+    axes.ravel()[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle("Test accuracy under input shift (validation-best models, no retraining): dots = seeds, line = "
+                 "mean, bars = 95% interval (t on the logit scale, inside [0, 100])", fontsize=11)
     save_figure(fig, path, dpi=130)
+
+
+def write(artifacts, result):
+    """shift.json (with its bounded intervals) and shift.png from the evaluation's per-seed accuracies."""
+    result = dict(result, summary_pct=summarize(result["transforms"]))
+    fileio.write_json(os.path.join(artifacts, "shift.json"), result)
+    plot(os.path.join(artifacts, "shift.png"), result["transforms"], result["summary_pct"])
+    return result
+
+
+def replot(base, options, log=print):
+    """Rewrites shift.json's intervals and shift.png from its committed per-seed accuracies (no models needed)."""
+    artifacts = base.outputs.artifacts_dir
+    result = fileio.read_json(os.path.join(artifacts, "shift.json"))
+    log(f"suite shift: figure and intervals redrawn from {os.path.join(artifacts, 'shift.json')}")
+    return write(artifacts, result)
 
 
 def run(base, options, log=print):
@@ -75,6 +133,4 @@ def run(base, options, log=print):
     result = {"transforms": evaluate_all(models, images, labels),
               "seeds": {norm: [seed for seed, _ in runs] for norm, runs in models.items()},
               "models": "model.keras of each run (validation-best epoch)"}
-    fileio.write_json(os.path.join(artifacts, "shift.json"), result)
-    plot(os.path.join(artifacts, "shift.png"), result["transforms"])
-    return result
+    return write(artifacts, result)
