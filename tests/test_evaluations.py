@@ -83,6 +83,21 @@ class EvaluationSuitesTest(unittest.TestCase):
             self.assertAlmostEqual(row["difference_pp"], float(gap.mean()), places=3)
             self.assertEqual(row["real"], row["p_holm"] < 0.05)
 
+    def test_bn_adapt_compares_frozen_and_adapted_statistics_on_every_shift(self):
+        from keras_norm.studies import bn_adapt
+
+        result = bn_adapt.run(self.base, SuiteOptions(), log=lambda *a, **k: None, sizes=(8, 16))
+        saved = helpers.read_json(os.path.join(self.artifacts, "bn_adapt.json"))
+        self.assertEqual(saved["seeds"], {"seeds": [0, 1]})  # the BN models only
+        entry = saved["sources"]["seeds"]
+        self.assertEqual(set(entry), set(shift.TRANSFORMS) | {"clean"})
+        for name, shifted in entry.items():
+            self.assertEqual(set(shifted) - {"severities"}, {"frozen", "all", "8", "16"})
+            for mode in ("frozen", "all", "8", "16"):
+                self.assertEqual([len(per_seed) for per_seed in shifted[mode]], [2] * len(shifted["severities"]))
+        self.assertEqual(result["sources"], saved["sources"])
+        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "bn_adapt.png")))
+
     def test_inside_gathers_every_epoch_of_every_norm(self):
         result = inside_suite.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
         self.assertEqual(result["bn"]["seeds"], [0, 1])

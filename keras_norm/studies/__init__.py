@@ -18,6 +18,8 @@ SUITES = {
     "tune": "the recipe's peak learning rate x dropout, chosen on the validation split",
     "noise": "one seed trained twice without and twice with op determinism",
     "shift": "the seeds suite's models on shifted test sets (no training)",
+    "bn_adapt": "BN models under every shift with statistics frozen and re-estimated on 8, 32, 256 or all shifted "
+                "test images (no labels, no training)",
     "bn_batch_stats": "BN models with moving vs batch statistics; GN/LN batch invariance (the seeds suite's "
                       "models, no training)",
     "inside": "activation and gradient statistics per layer and epoch, gathered from the seeds suite's runs "

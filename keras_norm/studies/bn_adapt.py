@@ -1,0 +1,123 @@
+"""BatchNorm under input shift, frozen and adapted (`--suite=bn_adapt`): no retraining, no labels.
+
+For every BN model with a `model.keras` (the seeds suite's BN + L1 + L2 and the fair suite's BN without a penalty)
+and every shift of the shift suite (keras_norm/shifts.py): test accuracy with the statistics as deployed
+("frozen") and with them re-estimated on the shifted, unlabeled test images (keras_norm/adapt.py, Schneider et al.
+2020): from all 10,000 of them, and from only N = 8, 32 or 256 of them (a fixed random draw), the other images
+evaluated. GN and LN normalize each image by its own statistics and need no adaptation (their numbers are the
+shift suite's). Writes `artifacts/bn_adapt.json` and `artifacts/bn_adapt.png`.
+"""
+
+import glob
+import os
+
+import keras
+import numpy as np
+
+from keras_norm import adapt, data, fileio
+from keras_norm import model as model_lib
+from keras_norm.errors import KerasNormError
+from keras_norm.plotting import plt
+from keras_norm.report import stats
+from keras_norm.report.plots import save_figure
+from keras_norm.run_folder import RunFolder
+from keras_norm.shifts import CLEAN, TRANSFORMS, transformed
+
+SIZES = (8, 32, 256)  # images the statistics are estimated from ("all" too)
+DRAW_SEED = 0
+SOURCES = {"seeds": os.path.join("seeds", "runs"), "fair": os.path.join("fair", "runs")}
+
+
+def bn_models(artifacts_dir):
+    """{source: [(seed, run folder)]} of finished BN runs (no renorm) that kept a model.keras."""
+    out = {}
+    for source, sub in SOURCES.items():
+        for path in sorted(glob.glob(os.path.join(artifacts_dir, sub, "*"))):
+            folder = RunFolder(path)
+            metrics, config = folder.finished_metrics(), folder.read("config.json", {})
+            flags = config.get("flags", {})
+            if metrics and metrics["norm"] == "bn" and not flags.get("renorm") and os.path.exists(
+                    folder.file("model.keras")) and (source == "seeds" or (flags["l1"], flags["l2"]) == (0.0, 0.0)):
+                out.setdefault(source, []).append((metrics["seed"], path))
+    return {s: sorted(runs) for s, runs in out.items()}
+
+
+def accuracy(model, images, labels, mean, std):
+    logits = model.predict(model_lib.model_input(model, images, mean, std), batch_size=1000, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def one_shift(model, images, labels, mean, std, sizes=SIZES):
+    """{"frozen": acc, "all": acc, "8": acc, ...} for one model on one shifted test set."""
+    out = {"frozen": accuracy(model, images, labels, mean, std)}
+    everything = model_lib.model_input(model, images, mean, std)
+    out["all"] = accuracy(adapt.adapt_bn_statistics(model, everything), images, labels, mean, std)
+    order = np.random.default_rng(DRAW_SEED).permutation(len(labels))
+    for n in sizes:
+        seen, rest = order[:n], order[n:]
+        adapted = adapt.adapt_bn_statistics(model, everything[seen])
+        out[str(n)] = accuracy(adapted, images[rest], labels[rest], mean, std)
+    return out
+
+
+def evaluate(runs, images, labels, sizes=SIZES):
+    """{shift: {"severities", mode: [[per seed] per severity]}} for one source's models (clean first)."""
+    shifts = {"clean": [0]} | {name: list(sev) for name, (sev, _) in TRANSFORMS.items()}
+    out = {name: {"severities": sev} for name, sev in shifts.items()}
+    for _, path in runs:
+        ds = RunFolder(path).read("config.json")["dataset"]
+        model = keras.saving.load_model(os.path.join(path, "model.keras"))
+        for name, severities in shifts.items():
+            for i, s in enumerate(severities):
+                x = images if name == "clean" else transformed(images, name, s)
+                for mode, acc in one_shift(model, x, labels, ds["pixel_mean"], ds["pixel_std"], sizes).items():
+                    rows = out[name].setdefault(mode, [[] for _ in severities])
+                    rows[i].append(round(acc, 5))
+    return out
+
+
+def plot(result, path):
+    """Per shift, BN's accuracy frozen and adapted (all images, and 8 or 32), mean over models with bounded CI."""
+    names = [n for n in TRANSFORMS]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.8))
+    styles = {"frozen": ("o--", "frozen (as deployed)"), "all": ("o-", "adapted on all shifted images")}
+    styles.update({str(n): (m, f"adapted on {n} images") for n, m in zip(result["sizes"][:2], ("^-", "s-"))})
+    source = "seeds" if "seeds" in result["sources"] else next(iter(result["sources"]))
+    entry = result["sources"][source]
+    for ax, name in zip(axes.ravel(), names):
+        xs = [CLEAN[name][0]] + entry[name]["severities"]
+        for mode, (style, label) in styles.items():
+            rows = entry["clean"][mode] + entry[name][mode]
+            cells = [stats.bounded_ci(100 * np.asarray(r)) for r in rows]
+            means = np.array([m for m, _ in cells])
+            ci = np.array([c if not np.isnan(c[0]) else (m, m) for m, c in cells])
+            ax.errorbar(xs, means, yerr=[means - ci[:, 0], ci[:, 1] - means], fmt=style, capsize=3, label=label)
+        ax.set_title(name.replace("_", " "), fontsize=10)
+        ax.set_xlabel(CLEAN[name][1])
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(0, 101)
+        ax.grid(alpha=0.3)
+    axes.ravel()[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(f"BN models ({source} suite, {len(result['seeds'][source])} seeds): statistics frozen vs re-estimated "
+                 "on the shifted test images (no labels); mean, 95% interval", fontsize=11)
+    save_figure(fig, path, dpi=130)
+
+
+def run(base, options, log=print, sizes=SIZES):
+    artifacts = base.outputs.artifacts_dir
+    fileio.check_writable(artifacts)
+    sources = bn_models(artifacts)
+    if not sources:
+        raise KerasNormError(f"no BN run with a model.keras under {artifacts}/seeds/runs or "
+                              f"{artifacts}/fair/runs; run --suite=seeds or --suite=fair first")
+    first = next(iter(sources.values()))[0][1]
+    flags = RunFolder(first).read("config.json")["flags"]
+    images, labels = data.raw_test_set(flags["data_path"], flags["test_limit"])
+    log(f"suite bn_adapt: {', '.join(f'{len(r)} {s} models' for s, r in sources.items())} x "
+        f"{sum(len(s) for s, _ in TRANSFORMS.values())} shifts")
+    result = {"sizes": list(sizes), "draw_seed": DRAW_SEED,
+              "seeds": {s: [seed for seed, _ in runs] for s, runs in sources.items()},
+              "sources": {s: evaluate(runs, images, labels, sizes) for s, runs in sources.items()}}
+    fileio.write_json(os.path.join(artifacts, "bn_adapt.json"), result)
+    plot(result, os.path.join(artifacts, "bn_adapt.png"))
+    return result
