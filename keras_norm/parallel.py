@@ -32,21 +32,74 @@ def train_one(config):
         return {"status": "failed", "name": config.name, "seed": config.learning.seed, "reason": str(e)}
 
 
-def train_all(configs, jobs=None, fresh_processes=False):
-    """Trains every config (skipping finished ones), `jobs` processes at a time; returns their metrics.
+class Progress:
+    """Runs done out of all, with an estimate of the time left from the runs that trained (finished runs found
+    again cost nothing): a rich progress bar on a terminal, one plain line per run elsewhere (logs, CI, nohup)."""
+
+    def __init__(self, total, label="suite", out=None):
+        self.total, self.label, self.done, self.trained, self.start = total, label, 0, 0, time.time()
+        self.out = out or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.bar = None
+        if sys.stderr.isatty() and out is None:
+            from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
+
+            self.bar = RichProgress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
+                                    TimeRemainingColumn(), transient=True)
+            self.task = self.bar.add_task(label, total=total)
+            self.bar.start()
+
+    def eta_seconds(self):
+        """The time left if the runs not yet done take as long as the trained ones took (None before one trained)."""
+        if not self.trained:
+            return None
+        return (time.time() - self.start) / self.trained * (self.total - self.done)
+
+    def update(self, result):
+        self.done += 1
+        self.trained += not result.get("skipped")
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done)
+            return
+        eta = self.eta_seconds()
+        left = "" if eta is None or self.done == self.total else f", about {eta / 60:.0f} min left"
+        found = ", found finished" if result.get("skipped") else ""
+        self.out(f"{self.label}: {self.done}/{self.total} runs done ({result.get('name', '?')} seed "
+                 f"{result.get('seed', '?')}: {result.get('status', '?')}{found}){left}")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def train_all(configs, jobs=None, fresh_processes=False, progress=None):
+    """Trains every config (skipping finished ones), `jobs` processes at a time; returns their metrics in the
+    configs' order, reporting each finished run to `progress` (a Progress; by default one for these runs).
 
     One job trains in this process, unless `fresh_processes` (a run that changes process-wide TensorFlow
     state, such as op determinism, must not share a process with others)."""
     jobs = default_jobs(jobs)
-    if jobs == 1 and not fresh_processes:
-        return [train_one(c) for c in configs]
-    configs = [c.replace(threads=c.runtime.threads or 1) for c in configs]
-    ctx = multiprocessing.get_context("spawn")  # TensorFlow starts fresh in each process
-    # A fresh process per run: each run's peak memory (metrics.json) is its own, not the maximum over
-    # the runs a reused worker trained before. (Python 3.10 has no max_tasks_per_child.)
-    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx, **fresh) as pool:
-        return list(pool.map(train_one, configs))
+    progress = progress or Progress(len(configs))
+    try:
+        if jobs == 1 and not fresh_processes:
+            return [_reported(train_one(c), progress) for c in configs]
+        configs = [c.replace(threads=c.runtime.threads or 1) for c in configs]
+        ctx = multiprocessing.get_context("spawn")  # TensorFlow starts fresh in each process
+        # A fresh process per run: each run's peak memory (metrics.json) is its own, not the maximum over
+        # the runs a reused worker trained before. (Python 3.10 has no max_tasks_per_child.)
+        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx, **fresh) as pool:
+            futures = [pool.submit(train_one, c) for c in configs]
+            for future in concurrent.futures.as_completed(futures):
+                progress.update(future.result())
+            return [f.result() for f in futures]
+    finally:
+        progress.close()
+
+
+def _reported(result, progress):
+    progress.update(result)
+    return result
 
 
 def train_checked(name, configs, jobs=None):

@@ -182,5 +182,23 @@ class NoiseSuiteTest(unittest.TestCase):
             self.assertGreater(saved["deterministic_epoch_time_ratio"], 0)
 
 
+class ProgressTest(unittest.TestCase):
+    def test_plain_lines_count_the_runs_and_estimate_from_trained_ones_only(self):
+        from unittest import mock
+
+        from keras_norm import parallel
+
+        lines = []
+        with mock.patch.object(parallel.time, "time", side_effect=[100.0, 160.0, 220.0]):
+            progress = parallel.Progress(4, "suite x", out=lines.append)  # starts at 100 s
+            progress.update({"name": "bn", "seed": 0, "status": "finished", "skipped": True})
+            self.assertIsNone(progress.eta_seconds())  # a run found finished says nothing about the time a run takes
+            progress.update({"name": "bn", "seed": 1, "status": "finished"})  # at 160 s: 60 s a run, two left
+            progress.update({"name": "bn", "seed": 2, "status": "failed"})  # at 220 s
+        self.assertEqual(lines[0], "suite x: 1/4 runs done (bn seed 0: finished, found finished)")
+        self.assertEqual(lines[1], "suite x: 2/4 runs done (bn seed 1: finished), about 2 min left")
+        self.assertTrue(lines[2].startswith("suite x: 3/4 runs done (bn seed 2: failed)"))
+
+
 if __name__ == "__main__":
     unittest.main()
