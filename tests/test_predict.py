@@ -26,6 +26,7 @@ class PredictTest(unittest.TestCase):
                                   run_name="mine")
         cls.folder = train.train(config, log=lambda *a, **k: None, verbose=0)["folder"]
         cls.digits = data.raw_test_images(npz)[:4]  # MNIST-style 28x28 digits in [0, 1]
+        cls.labels = data.raw_test_set(npz)[1][:4]
         cls.paths = []
         for i, digit in enumerate(cls.digits):  # as a user's files: bigger, dark on light, some in colour
             pixels = (255 * (1 - digit)).astype(np.uint8)
@@ -60,6 +61,21 @@ class PredictTest(unittest.TestCase):
                 probs = tf.nn.softmax(model.serve(tf.constant(image[None, ..., None], tf.float32))).numpy()[0]
                 self.assertEqual(int(line.split(": ")[1].split()[0]), int(probs.argmax()))
                 self.assertIn(f"{probs.argmax()} {probs.max():.3f}", line)
+
+    def test_without_a_run_the_ready_to_try_models_answer(self):
+        from keras_norm import pretrained
+
+        code, out, err = run_in_process(f"--predict={self.paths[0]}")
+        self.assertEqual(code, 0, err)
+        lines = out.strip().splitlines()
+        labels = [entry["label"] for entry in pretrained.index().values()]
+        self.assertEqual(len(lines), len(labels))
+        for line, label in zip(lines, labels):
+            self.assertTrue(line.startswith(f"{self.paths[0]}: "), line)
+            self.assertIn(f"({label}; top-3: ", line)
+        # Trained on the full MNIST, the four models read this MNIST test digit (redrawn dark on light, 84x84) right.
+        truth = self.labels[0]
+        self.assertEqual(sum(int(line.split(": ")[1].split()[0]) == truth for line in lines), len(lines))
 
     def test_bad_images_and_runs_are_one_error_line(self):
         not_an_image = os.path.join(self.tmp.name, "notes.png")
