@@ -53,6 +53,8 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, p
         return 0
     if mode == "suite":
         import_tensorflow()  # quietly, before a suite module imports it
+        if suite == "all":
+            return _all(config, suite_options, artifacts, report, runs)
         if suite_options.replot:
             replot = getattr(studies.module(suite), "replot", None)
             if replot is None:
@@ -90,6 +92,21 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, p
         # A single run draws its own curves; the committed comparison changes only for a suite or --report_only.
         if report and metrics.get("chief", True) and not metrics.get("skipped"):
             print(f"curves: {_report().run_figure(metrics['folder'])}")
+    return 0
+
+
+def _all(config, suite_options, artifacts, report, runs):
+    """--suite=all: every suite in order, then the report; --dry_run only lists."""
+    from keras_norm.studies import plan
+
+    if suite_options.dry_run:
+        plan.dry_run(config, suite_options)
+        return 0
+    skipped = plan.run_all(config, suite_options, studies.runner)
+    if report:
+        _render_report(artifacts, runs)
+    if skipped:
+        print(f"suite all: done, but without {', '.join(skipped)} (their models are not on this machine)")
     return 0
 
 

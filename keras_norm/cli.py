@@ -82,6 +82,8 @@ flags.DEFINE_integer("sweep_seeds", _S.sweep_seeds, "Seeds (0..N-1) per cell of 
                      "curves alone, e.g. to report a sweep that is still running).")
 flags.DEFINE_boolean("replot", False, "With --suite: redraw its figures and intervals from its JSON in the artifacts "
                      "folder, without training or evaluating (shift, bn_batch_stats, inside, grid).")
+flags.DEFINE_boolean("dry_run", False, "With --suite=all: list every suite's runs, how many are done, and an "
+                     "estimate of the time left; train nothing.")
 flags.DEFINE_boolean("report", True, "Render the report over all runs after training.")
 flags.DEFINE_boolean("report_only", False, "Only render graphs, grids and tables from existing runs.")
 flags.DEFINE_list("runs", [], "Run names for the comparison graphs (default: the latest suite, else all).")
@@ -130,7 +132,7 @@ def options():
     values = {name: FLAGS[name].value for name in config_lib.FIELD_GROUP}
     config = config_lib.RunConfig.create(**values)
     suite = config_lib.SuiteOptions(jobs=FLAGS.jobs, sweep_epochs=FLAGS.sweep_epochs, sweep_seeds=FLAGS.sweep_seeds,
-                                    replot=FLAGS.replot)
+                                    replot=FLAGS.replot, dry_run=FLAGS.dry_run)
     bench = BenchOptions(norms=tuple(FLAGS.bench_norms), steps=FLAGS.bench_steps, repeats=FLAGS.bench_repeats,
                          levers=FLAGS.bench_levers, step_speedup_path=FLAGS.bench_step_speedup,
                          profile=FLAGS.bench_profile, runs=FLAGS.bench_runs, parts=FLAGS.bench_parts)
@@ -139,6 +141,8 @@ def options():
                               ("demo", FLAGS.demo)) if on]
     if len(chosen) > 1:
         fail(f"choose one mode, not {' and '.join('--' + m for m in chosen)}", code=2)
+    if FLAGS.dry_run and FLAGS.suite != "all":
+        fail("--dry_run lists the whole study's runs; give --suite=all too", code=2)
     if FLAGS.replot and not FLAGS.suite:
         fail("--replot redraws a suite's figures; give --suite=NAME too", code=2)
     if FLAGS.run is not None and not FLAGS.predict:

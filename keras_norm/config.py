@@ -226,6 +226,7 @@ class SuiteOptions:
     sweep_epochs: int = 5  # epochs per cell of the batch sweep
     sweep_seeds: int = 2  # seeds 0..N-1 per cell of the batch sweep
     replot: bool = False  # redraw the suite's figures from its JSON (no training, no models)
+    dry_run: bool = False  # with --suite=all: list what would run and what is done, train nothing
 
     def validate(self):
         if self.jobs is not None:

@@ -129,5 +129,40 @@ class SmallBatchSuiteTest(unittest.TestCase):
                 self.assertTrue(0 <= low <= high <= 100)
 
 
+class WholeStudyTest(unittest.TestCase):
+    def test_dry_run_lists_every_suite_in_order_with_what_is_done_and_left(self):
+        from keras_norm import studies
+        from keras_norm.run_folder import RunFolder
+        from keras_norm.studies import plan
+        from keras_norm.train import run_dir
+
+        self.assertEqual(set(plan.ORDER), set(studies.SUITES) - {"all"})  # every suite, once
+        self.assertLess(plan.ORDER.index("grid"), plan.ORDER.index("fair"))  # fair finds the grid's runs
+        self.assertLess(plan.ORDER.index("fair"), plan.ORDER.index("groups"))
+        with tempfile.TemporaryDirectory() as tmp:
+            base = RunConfig.create(artifacts_dir=tmp)
+            lines = []
+            rows, total = plan.dry_run(base, SuiteOptions(jobs=2), log=lines.append)
+            self.assertIsNone(total)  # nothing finished: nothing to estimate from
+            self.assertEqual([r["suite"] for r in rows], list(plan.ORDER))
+            self.assertEqual(next(r for r in rows if r["suite"] == "seeds")["runs"], 20)
+            # One finished seeds run of 20 epochs at 6 s: the other 19 take 19 x 120 s, two at a time.
+            config = seeds_suite.configs(base)[0]
+            folder = RunFolder(run_dir(config))
+            folder.prepare(overwrite=True)
+            folder.write("metrics.json", {"status": "finished", "epochs": 20, "mean_epoch_seconds": 6.0,
+                                          "final_test_accuracy": 0.99, "norm": "bn", "seed": 0})
+            rows, total = plan.dry_run(base, SuiteOptions(jobs=2), log=lines.append)
+            row = next(r for r in rows if r["suite"] == "seeds")
+            self.assertEqual((row["done"], row["left"], row["estimate_seconds"]), (1, 19, 19 * 120.0 / 2))
+            self.assertIsNotNone(total)  # every suite now has an estimate (per epoch, from that run)
+        self.assertTrue(any(line.strip().startswith("shift") and "no training" in line for line in lines))
+
+    def test_dry_run_is_for_the_whole_study_only(self):
+        code, out, err = helpers.run_main("--suite=seeds", "--dry_run")
+        self.assertEqual((code, err.strip()), (2, "error: --dry_run lists the whole study's runs; give --suite=all "
+                                                   "too"))
+
+
 if __name__ == "__main__":
     unittest.main()

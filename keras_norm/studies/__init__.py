@@ -9,8 +9,9 @@ TensorFlow until then.
 
 import importlib
 
-# name -> what it does (the help text of --suite); the module is keras_norm.studies.<name>
+# name -> what it does (the help text of --suite); the module is keras_norm.studies.<name>, but for "all" (plan.py)
 SUITES = {
+    "all": "every suite below in dependency order, then the report; --dry_run lists what is done and what is left",
     "seeds": "BN+L1+L2, GN+L1, LN+L2 and no norm, 5 seeds each (the main experiment)",
     "fair": "BN, GN, LN and no norm without a penalty, 10 seeds each; no norm at a peak learning rate chosen for it "
             "on validation",
