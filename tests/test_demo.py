@@ -45,7 +45,7 @@ class DemoLogicTest(unittest.TestCase):
         digit = self.demo.digit()
         request = {"pixels": digit["pixels"], "brightness": 0.3, "contrast": 0.5, "noise": 0.1}
         out = self.demo.predict(request)
-        self.assertEqual([p["key"] for p in out["predictions"]], ["bn", "gn"])
+        self.assertEqual([p["key"] for p in out["predictions"]], ["bn", "bn_adapted", "gn"])
         expected = shifts.shifted(np.reshape(digit["pixels"], (28, 28)), 0.5, 0.3, 0.1)
         np.testing.assert_allclose(np.reshape(out["image"], (28, 28)), expected, atol=1e-4)
         for p in out["predictions"]:
@@ -116,7 +116,7 @@ class DemoPageTest(unittest.TestCase):
 
         self.browser.get(self.url)
         self.browser.find_element(By.ID, "digit-button").click()
-        self.wait_for(lambda: len(self.rows()) == 2)
+        self.wait_for(lambda: len(self.rows()) == 3)
         pixels = self.browser.execute_script("return pixels;")
         slider = self.browser.find_element(By.ID, "brightness")
         width = slider.size["width"]
@@ -139,7 +139,7 @@ class DemoPageTest(unittest.TestCase):
         for _ in range(8):
             stroke = stroke.move_by_offset(0, 20)
         stroke.release().perform()
-        self.wait_for(lambda: len(self.rows()) == 2)
+        self.wait_for(lambda: len(self.rows()) == 3)
         self.assertTrue(all(digit.isdigit() for digit in self.rows().values()))
         self.assertNotIn("true digit", self.browser.find_element(By.ID, "status").text)
 

@@ -60,9 +60,9 @@ def one_shift(model, images, labels, mean, std, sizes=SIZES):
     return out
 
 
-def evaluate(runs, images, labels, sizes=SIZES):
+def evaluate(runs, images, labels, sizes=SIZES, names=tuple(TRANSFORMS)):
     """{shift: {"severities", mode: [[per seed] per severity]}} for one source's models (clean first)."""
-    shifts = {"clean": [0]} | {name: list(sev) for name, (sev, _) in TRANSFORMS.items()}
+    shifts = {"clean": [0]} | {name: list(TRANSFORMS[name][0]) for name in names}
     out = {name: {"severities": sev} for name, sev in shifts.items()}
     for _, path in runs:
         ds = RunFolder(path).read("config.json")["dataset"]
@@ -78,7 +78,7 @@ def evaluate(runs, images, labels, sizes=SIZES):
 
 def plot(result, path):
     """Per shift, BN's accuracy frozen and adapted (all images, and 8 or 32), mean over models with bounded CI."""
-    names = [n for n in TRANSFORMS]
+    names = [n for n in TRANSFORMS if n in next(iter(result["sources"].values()))]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.8))
     styles = {"frozen": ("o--", "frozen (as deployed)"), "all": ("o-", "adapted on all shifted images")}
     styles.update({str(n): (m, f"adapted on {n} images") for n, m in zip(result["sizes"][:2], ("^-", "s-"))})
@@ -103,7 +103,7 @@ def plot(result, path):
     save_figure(fig, path, dpi=130)
 
 
-def run(base, options, log=print, sizes=SIZES):
+def run(base, options, log=print, sizes=SIZES, names=tuple(TRANSFORMS)):
     artifacts = base.outputs.artifacts_dir
     fileio.check_writable(artifacts)
     sources = bn_models(artifacts)
@@ -117,7 +117,7 @@ def run(base, options, log=print, sizes=SIZES):
         f"{sum(len(s) for s, _ in TRANSFORMS.values())} shifts")
     result = {"sizes": list(sizes), "draw_seed": DRAW_SEED,
               "seeds": {s: [seed for seed, _ in runs] for s, runs in sources.items()},
-              "sources": {s: evaluate(runs, images, labels, sizes) for s, runs in sources.items()}}
+              "sources": {s: evaluate(runs, images, labels, sizes, names) for s, runs in sources.items()}}
     fileio.write_json(os.path.join(artifacts, "bn_adapt.json"), result)
     plot(result, os.path.join(artifacts, "bn_adapt.png"))
     return result
