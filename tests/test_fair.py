@@ -51,8 +51,19 @@ class FairSuiteTest(unittest.TestCase):
             with mock.patch.object(parallel, "train_all", counting):
                 out = fair.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, seeds=(0, 1),
                                none_lrs=(0.05, 0.1))
-            saved = helpers.read_json(os.path.join(artifacts, "fair.json"))
-            self.assertTrue(os.path.exists(os.path.join(artifacts, "fair.png")))
+                saved = helpers.read_json(os.path.join(artifacts, "fair.json"))
+                self.assertTrue(os.path.exists(os.path.join(artifacts, "fair.png")))
+                # The seed-0 no-norm run at the chosen rate was trained while choosing it, and not again.
+                self.assertEqual(len(trained), len(set(trained)) + 1)
+                trained.clear()  # the groups suite in the same folder finds the fair suite's gn runs (its gn4)
+                grouped = groups.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, seeds=(0, 1),
+                                     names=("gn2", "gn4"))
+            groups_saved = helpers.read_json(os.path.join(artifacts, "groups.json"))
+            self.assertTrue(os.path.exists(os.path.join(artifacts, "groups.png")))
+        self.assertEqual(groups_saved["test_accuracy"]["gn4"], saved["test_accuracy"]["gn"])
+        self.assertEqual(groups_saved["test_accuracy"], grouped["test_accuracy"])
+        self.assertEqual([(c["a"], c["b"]) for c in groups_saved["comparisons"]], [("gn2", "gn4")])
+        self.assertEqual(groups_saved["comparisons"][0]["real"], groups_saved["comparisons"][0]["p_holm"] < 0.05)
         self.assertEqual(saved["seeds"], [0, 1])
         self.assertIn(saved["none_peak_lr"], (0.05, 0.1))
         self.assertEqual(set(saved["test_accuracy"]), {"bn", "gn", "ln", "none"})
@@ -64,8 +75,6 @@ class FairSuiteTest(unittest.TestCase):
         for c in saved["comparisons"]:
             self.assertGreaterEqual(c["p_holm"], c["p"])
             self.assertEqual(c["real"], c["p_holm"] < 0.05)
-        # The seed-0 no-norm run at the chosen rate was trained while choosing it, and not again.
-        self.assertEqual(len(trained), len(set(trained)) + 1)
         self.assertEqual(out["test_accuracy"], saved["test_accuracy"])
 
 
@@ -78,21 +87,6 @@ class GroupsSuiteTest(unittest.TestCase):
         instance = groups.cell(base, "in", 1)
         self.assertEqual((instance.learning.norm, instance.runtime.fast), ("in", False))  # Keras's own layers
         self.assertEqual(groups.cell(base, "ln_layer", 0).learning.ln_impl, "layer")
-
-    def test_tiny_suite_compares_each_variant_with_gn4_under_holm(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            npz = helpers.write_small_npz(tmp, n_train=192, n_test=32)
-            artifacts = os.path.join(tmp, "artifacts")
-            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, epochs=1, batch_size=32)
-            out = groups.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, seeds=(0, 1),
-                             names=("gn2", "gn4", "in"))
-            saved = helpers.read_json(os.path.join(artifacts, "groups.json"))
-            self.assertTrue(os.path.exists(os.path.join(artifacts, "groups.png")))
-        self.assertEqual(saved["test_accuracy"], out["test_accuracy"])
-        self.assertEqual(set(saved["test_accuracy"]), {"gn2", "gn4", "in"})
-        self.assertEqual([(c["a"], c["b"]) for c in saved["comparisons"]], [("gn2", "gn4"), ("in", "gn4")])
-        for c in saved["comparisons"]:
-            self.assertEqual(c["real"], c["p_holm"] < 0.05)
 
 
 class SmallBatchSuiteTest(unittest.TestCase):
