@@ -28,7 +28,7 @@ VARIANTS = {
 }
 REFERENCE = "gn4"
 LABELS = {"gn1": "GN 1 group\n(= LN)", "gn2": "GN 2", "gn4": "GN 4", "gn8": "GN 8",
-          "in": "IN (1 channel\nper group)", "ln_layer": "LayerNormalization\n(per-activation affine)"}
+          "in": "IN (one\nchannel\nper group)", "ln_layer": "LayerNorm\n(affine per\nactivation)"}
 
 
 def suite_dir(artifacts_dir):
@@ -63,8 +63,18 @@ def run(base, options, log=print, seeds=SEEDS, names=tuple(VARIANTS)):
     by_variant = {v: [r for (name, _), r in zip(todo, results) if name == v] for v in names}
     out = dict(summarize(by_variant, seeds), wall_seconds=wall)
     fileio.write_json(os.path.join(artifacts, "groups.json"), out)
-    variants.plot(out["test_accuracy"], out["summary"], LABELS,
-                  f"Group count, no penalty, {len(seeds)} seeds each, {out['epochs']} epochs",
-                  os.path.join(artifacts, "groups.png"))
+    plot(out, os.path.join(artifacts, "groups.png"))
     log(f"suite groups: done in {wall / 60:.1f} min")
     return out
+
+
+def plot(out, path):
+    variants.plot(out["test_accuracy"], out["summary"], LABELS,
+                  f"Group count, no penalty, {len(out['seeds'])} seeds each, {out['epochs']} epochs", path)
+
+
+def replot(base, options, log=print):
+    """Redraws groups.png from groups.json (no runs needed)."""
+    artifacts = base.outputs.artifacts_dir
+    plot(fileio.read_json(os.path.join(artifacts, "groups.json")), os.path.join(artifacts, "groups.png"))
+    log(f"suite groups: figure redrawn from {os.path.join(artifacts, 'groups.json')}")
