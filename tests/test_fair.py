@@ -40,7 +40,7 @@ class FairSuiteTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             npz = helpers.write_small_npz(tmp, n_train=192, n_test=32)
             artifacts = os.path.join(tmp, "artifacts")
-            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, epochs=1, batch_size=32)
+            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, epochs=1, batch_size=32, export=False)
             trained = []
             real_train_all = parallel.train_all
 
