@@ -22,6 +22,9 @@ from keras_norm.report import stats
 from keras_norm.report.plots import save_figure
 from keras_norm.run_folder import RunFolder
 from keras_norm.shifts import CLEAN, TRANSFORMS, transformed
+from keras_norm.studies.shift import (
+    accuracy,  # the shift suite's: what each model takes, argmax
+)
 
 SIZES = (8, 32, 256)  # images the statistics are estimated from ("all" too)
 DRAW_SEED = 0
@@ -40,11 +43,6 @@ def bn_models(artifacts_dir):
                     folder.file("model.keras")) and (source == "seeds" or (flags["l1"], flags["l2"]) == (0.0, 0.0)):
                 out.setdefault(source, []).append((metrics["seed"], path))
     return {s: sorted(runs) for s, runs in out.items()}
-
-
-def accuracy(model, images, labels, mean, std):
-    logits = model.predict(model_lib.model_input(model, images, mean, std), batch_size=1000, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
 def one_shift(model, images, labels, mean, std, sizes=SIZES):
