@@ -99,6 +99,26 @@ class EvaluationSuitesTest(unittest.TestCase):
         self.assertEqual(result["sources"], saved["sources"])
         self.assertTrue(os.path.exists(os.path.join(self.artifacts, "bn_adapt.png")))
 
+    def test_mnist_c_measures_every_model_frozen_and_bn_adapted(self):
+        from keras_norm.studies import mnist_c
+
+        names = ("brightness", "stripe")
+        result = mnist_c.run(self.base, SuiteOptions(), log=lambda *a, **k: None, names=names, adapt_size=16)
+        saved = helpers.read_json(os.path.join(self.artifacts, "mnist_c.json"))
+        self.assertEqual(saved["corruptions"], result["corruptions"])
+        variants = {"seeds/bn", "seeds/bn adapted (all)", "seeds/bn adapted (16)", "seeds/gn", "seeds/ln"}
+        self.assertEqual(set(saved["clean"]), variants)  # the BN models also adapted; GN and LN as they are
+        for name in names:
+            self.assertEqual(set(saved["corruptions"][name]), variants)
+            self.assertEqual(len(saved["corruptions"][name]["seeds/bn"]), 2)  # one value per seed
+        for variant, mce in saved["mean_corruption_error_pct"].items():
+            errors = [100 * (1 - np.mean([saved["corruptions"][n][variant][i] for n in names]))
+                      for i in range(len(saved["seeds"][variant.split(" ")[0]]))]
+            self.assertEqual(mce["per_seed"], [round(e, 3) for e in errors])
+        self.assertIn("seeds/bn adapted (all)", saved["comparisons"]["adapted_minus_frozen_pp"])
+        for figure in ("mnist_c.png", "mnist_c_gallery.png"):
+            self.assertTrue(os.path.exists(os.path.join(self.artifacts, figure)))
+
     def test_inside_gathers_every_epoch_of_every_norm(self):
         result = inside_suite.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
         self.assertEqual(result["bn"]["seeds"], [0, 1])

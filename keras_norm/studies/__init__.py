@@ -21,6 +21,8 @@ SUITES = {
     "shift": "the seeds suite's models on shifted test sets (no training)",
     "bn_adapt": "BN models under every shift with statistics frozen and re-estimated on 8, 32, 256 or all shifted "
                 "test images (no labels, no training)",
+    "mnist_c": "every model of the seeds suite and of the fair comparison on MNIST-C's 15 corruptions of the test "
+               "set, BN frozen and adapted (no training)",
     "bn_batch_stats": "BN models with moving vs batch statistics; GN/LN batch invariance (the seeds suite's "
                       "models, no training)",
     "inside": "activation and gradient statistics per layer and epoch, gathered from the seeds suite's runs "

@@ -1,6 +1,7 @@
 """BatchNorm under input shift, frozen and adapted (`--suite=bn_adapt`): no retraining, no labels.
 
-For every BN model with a `model.keras` (the seeds suite's BN + L1 + L2 and the fair suite's BN without a penalty)
+For every BN model with a `model.keras` (the seeds suite's BN + L1 + L2 and the fair comparison's BN without a penalty,
+keras_norm/studies/models.py)
 and every shift of the shift suite (keras_norm/shifts.py): test accuracy with the statistics as deployed
 ("frozen") and with them re-estimated on the shifted, unlabeled test images (keras_norm/adapt.py, Schneider et al.
 2020): from all 10,000 of them, and from only N = 8, 32 or 256 of them (a fixed random draw), the other images
@@ -8,7 +9,6 @@ evaluated. GN and LN normalize each image by its own statistics and need no adap
 shift suite's). Writes `artifacts/bn_adapt.json` and `artifacts/bn_adapt.png`.
 """
 
-import glob
 import os
 
 import keras
@@ -22,27 +22,18 @@ from keras_norm.report import stats
 from keras_norm.report.plots import save_figure
 from keras_norm.run_folder import RunFolder
 from keras_norm.shifts import CLEAN, TRANSFORMS, transformed
+from keras_norm.studies import models as study_models
 from keras_norm.studies.shift import (
     accuracy,  # the shift suite's: what each model takes, argmax
 )
 
 SIZES = (8, 32, 256)  # images the statistics are estimated from ("all" too)
 DRAW_SEED = 0
-SOURCES = {"seeds": os.path.join("seeds", "runs"), "fair": os.path.join("fair", "runs")}
 
 
 def bn_models(artifacts_dir):
-    """{source: [(seed, run folder)]} of finished BN runs (no renorm) that kept a model.keras."""
-    out = {}
-    for source, sub in SOURCES.items():
-        for path in sorted(glob.glob(os.path.join(artifacts_dir, sub, "*"))):
-            folder = RunFolder(path)
-            metrics, config = folder.finished_metrics(), folder.read("config.json", {})
-            flags = config.get("flags", {})
-            if metrics and metrics["norm"] == "bn" and not flags.get("renorm") and os.path.exists(
-                    folder.file("model.keras")) and (source == "seeds" or (flags["l1"], flags["l2"]) == (0.0, 0.0)):
-                out.setdefault(source, []).append((metrics["seed"], path))
-    return {s: sorted(runs) for s, runs in out.items()}
+    """{source: [(seed, run folder)]} of the BN runs that kept a model.keras ("seeds", "fair")."""
+    return {s: per_norm["bn"] for s, per_norm in study_models.sources(artifacts_dir).items() if "bn" in per_norm}
 
 
 def one_shift(model, images, labels, mean, std, sizes=SIZES):

@@ -29,8 +29,8 @@ from keras_norm.train import run_dir
 # Dependency order: tune chose the recipe the others use; fair finds the grid's and the seeds suite's runs, groups
 # the fair suite's; the evaluation suites read the models the training suites left.
 ORDER = ("tune", "seeds", "noise", "grid", "fair", "groups", "lr_sweep", "batch_sweep", "small_batch",
-         "shift", "bn_batch_stats", "bn_adapt", "inside")
-EVALUATION = ("shift", "bn_batch_stats", "bn_adapt", "inside")
+         "shift", "bn_batch_stats", "bn_adapt", "mnist_c", "inside")
+EVALUATION = ("shift", "bn_batch_stats", "bn_adapt", "mnist_c", "inside")
 
 
 def planned(name, base, options):

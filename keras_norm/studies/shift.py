@@ -1,11 +1,12 @@
-"""The trained models off their training distribution (`--suite=shift`): every model of the seeds suite, no
-retraining, on transformed copies of the test set.
+"""The trained models off their training distribution (`--suite=shift`): every model of the seeds suite, and of the
+fair comparison (no penalty) where they are on this machine, no retraining, on transformed copies of the test set.
 
 Transforms (keras_norm/shifts.py) act on the [0, 1] pixels before the run's own standardization: contrast scaled
 towards the background, brightness shifted, Gaussian noise, rotation, translation, inverted digits. Each model is the
 run's `model.keras` (the validation-best weights, as exported). Writes `artifacts/shift.json`
-(`{"transforms": {name: {"severities": [...], "accuracy": {norm: [[per seed] per severity]}}}}`) and
-`artifacts/shift.png`.
+(`{"transforms": {name: {"severities": [...], "accuracy": {norm: [[per seed] per severity]}}}}` for the seeds suite's
+models, and the same under `"no_penalty"` for the fair comparison's) and `artifacts/shift.png` (and
+`shift_no_penalty.png`).
 """
 
 import os
@@ -20,6 +21,7 @@ from keras_norm.report import stats
 from keras_norm.report.plots import save_figure
 from keras_norm.run_folder import RunFolder
 from keras_norm.shifts import CLEAN, TRANSFORMS, transformed
+from keras_norm.studies import models as study_models
 from keras_norm.studies.seeds import models_and_test_set
 
 
@@ -95,7 +97,7 @@ def _panel(ax, name, result, summary, rng):
     ax.grid(alpha=0.3)
 
 
-def plot(path, result, summary=None):
+def plot(path, result, summary=None, models="the seeds suite's models"):
     summary = summary or summarize(result)
     names = [n for n in result if n != "clean"]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.8))
@@ -103,16 +105,21 @@ def plot(path, result, summary=None):
     for ax, name in zip(axes.ravel(), names):
         _panel(ax, name, result, summary, rng)
     axes.ravel()[0].legend(fontsize=8, loc="lower left")
-    fig.suptitle("Test accuracy under input shift (validation-best models, no retraining): dots = seeds, line = "
+    fig.suptitle(f"Test accuracy under input shift ({models}, validation-best, no retraining): dots = seeds, line = "
                  "mean, bars = 95% interval (t on the logit scale, inside [0, 100])", fontsize=11)
     save_figure(fig, path, dpi=130)
 
 
 def write(artifacts, result):
-    """shift.json (with its bounded intervals) and shift.png from the evaluation's per-seed accuracies."""
+    """shift.json (with its bounded intervals), shift.png and shift_no_penalty.png from the per-seed accuracies."""
     result = dict(result, summary_pct=summarize(result["transforms"]))
+    if "no_penalty" in result:
+        result["no_penalty"] = dict(result["no_penalty"], summary_pct=summarize(result["no_penalty"]["transforms"]))
     fileio.write_json(os.path.join(artifacts, "shift.json"), result)
     plot(os.path.join(artifacts, "shift.png"), result["transforms"], result["summary_pct"])
+    if "no_penalty" in result:
+        plot(os.path.join(artifacts, "shift_no_penalty.png"), result["no_penalty"]["transforms"],
+             result["no_penalty"]["summary_pct"], "the fair comparison's models, no penalty")
     return result
 
 
@@ -133,4 +140,9 @@ def run(base, options, log=print):
     result = {"transforms": evaluate_all(models, images, labels),
               "seeds": {norm: [seed for seed, _ in runs] for norm, runs in models.items()},
               "models": "model.keras of each run (validation-best epoch)"}
+    fair = study_models.fair_models(artifacts)
+    if fair:
+        log(f"suite shift: and the fair comparison's {sum(len(r) for r in fair.values())} models (no penalty)")
+        result["no_penalty"] = {"transforms": evaluate_all(fair, images, labels),
+                                "seeds": {norm: [seed for seed, _ in runs] for norm, runs in fair.items()}}
     return write(artifacts, result)
