@@ -16,11 +16,11 @@ MODES = ("train", "suite", "report_only", "explain", "bench", "predict", "demo")
 
 
 def run(config, mode="train", suite=None, suite_options=SuiteOptions(), bench_options=BenchOptions(), report=True,
-        runs=(), predict=((), None), port=8765):
+        runs=(), predict=((), None, False), port=8765):
     """Returns the process exit code; a KerasNormError becomes one `error:` line on stderr.
 
-    `predict`: (image paths, run name or None for the ready-to-try models) for the predict mode; `port`: the
-    demo's."""
+    `predict`: (image paths, run name or None for the ready-to-try models, adapt BN to the images?) for the predict
+    mode; `port`: the demo's."""
     try:
         config.validate()
         suite_options.validate()
@@ -29,7 +29,7 @@ def run(config, mode="train", suite=None, suite_options=SuiteOptions(), bench_op
             raise KerasNormError("--suite trains its runs in parallel processes on one machine; "
                                  "use --distribute with single runs")
         if mode == "predict":
-            _check_predict(*predict)
+            _check_predict(*predict[:2])
         if not 0 <= port <= 65535:
             raise KerasNormError(f"--port must be in [0, 65535] (0: any free port), got {port}")
         return _dispatch(config, mode, suite, suite_options, bench_options, report, runs, predict, port)
@@ -77,7 +77,7 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, p
     elif mode == "predict":
         from keras_norm import predict as predict_lib
 
-        predict_lib.run(predict[0], predict[1], artifacts)
+        predict_lib.run(*predict[:2], artifacts, adapt_bn=predict[2] if len(predict) > 2 else False)
     elif mode == "demo":
         from keras_norm import demo
 

@@ -93,6 +93,9 @@ flags.DEFINE_list("predict", [], "Image files (PNG, JPEG, ...) to classify with 
 flags.DEFINE_boolean("demo", False, "Serve a local page (http://127.0.0.1:PORT/) to draw or pick a digit, shift "
                      "its contrast, brightness and noise, and see the ready-to-try BN, GN, LN and no-norm models.")
 flags.DEFINE_integer("port", 8765, "The --demo page's port on 127.0.0.1 (0: any free port).")
+flags.DEFINE_boolean("adapt_bn", False, "With --predict: re-estimate each BN model's statistics on the given images "
+                     "first (no labels; keras_norm/adapt.py), for images off the training distribution; the more "
+                     "images, the better the estimate.")
 flags.DEFINE_string("run", None, "The run whose SavedModel --predict uses (a folder name under "
                     "<artifacts_dir>/runs or <artifacts_dir>/seeds/runs).")
 # The training-speed benchmark (keras_norm/bench/, docs/performance.md).
@@ -147,6 +150,8 @@ def options():
         fail("--replot redraws a suite's figures; give --suite=NAME too", code=2)
     if FLAGS.run is not None and not FLAGS.predict:
         fail("--run names the run that --predict uses; give --predict=IMAGE too", code=2)
+    if FLAGS.adapt_bn and not FLAGS.predict:
+        fail("--adapt_bn adapts the models --predict uses; give --predict=IMAGE too", code=2)
     return config, (chosen[0] if chosen else "train"), suite, bench
 
 
@@ -161,7 +166,7 @@ def run_command(argv):
     except SystemExit as e:
         return e.code
     return app.run(config, mode, suite=FLAGS.suite, suite_options=suite, bench_options=bench, report=FLAGS.report,
-                   runs=FLAGS.runs, predict=(FLAGS.predict, FLAGS.run), port=FLAGS.port)
+                   runs=FLAGS.runs, predict=(FLAGS.predict, FLAGS.run, FLAGS.adapt_bn), port=FLAGS.port)
 
 
 def main(argv=None):

@@ -6,6 +6,11 @@ bounding box scaled to fit 20x20 pixels (aspect ratio kept), placed in a 28x28 i
 in the middle, as pixel values 0-255. The model is loaded with `tf.saved_model.load` and called through its
 `serve` signature (float32 raw pixels 0-255 of shape (N, 28, 28, 1) -> logits (N, 10)): the exported model
 standardizes its own input with the run's training mean and std (its first layer, `standardize`).
+
+With `--adapt_bn` the run's Keras model (`model.keras`, which takes the same raw pixels) is used instead, its
+BatchNormalization statistics first re-estimated on the given images (keras_norm/adapt.py): for a batch of images
+that share a shift (fainter, brighter, noisier than MNIST), which a BN model's training statistics do not describe.
+Models without BN are unchanged by it.
 """
 
 import os
@@ -14,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from keras_norm import adapt
 from keras_norm.errors import KerasNormError
 from keras_norm.run_folder import RunFolder
 
@@ -21,13 +27,17 @@ BOX = 20  # MNIST's digits fit a 20x20 box inside the 28x28 image
 SIZE = 28
 
 
-def find_run(artifacts_dir, run):
-    """The folder of run `run`: a single run (artifacts/runs/) or a run of the seeds suite."""
+def find_run(artifacts_dir, run, keras_model=False):
+    """The folder of run `run`: a single run (artifacts/runs/) or a run of the seeds suite; it must hold the
+    SavedModel (or, with `keras_model`, model.keras)."""
+    need = "model.keras" if keras_model else "saved_model"
     for parent in ("runs", os.path.join("seeds", "runs")):
         folder = os.path.join(artifacts_dir, parent, run)
         if os.path.isdir(folder):
-            if not os.path.isdir(os.path.join(folder, "saved_model")):
-                raise KerasNormError(f"run {run!r} ({folder}) has no SavedModel; train it without --noexport")
+            if not os.path.exists(os.path.join(folder, need)):
+                what = "model.keras (--adapt_bn adapts the Keras model)" if keras_model else \
+                    "SavedModel; train it without --noexport"
+                raise KerasNormError(f"run {run!r} ({folder}) has no {what}")
             return folder
     raise KerasNormError(f"no run {run!r} under {os.path.join(artifacts_dir, 'runs')} "
                          f"or {os.path.join(artifacts_dir, 'seeds', 'runs')}")
@@ -71,8 +81,29 @@ def mnist_style(grey, path="image"):
     return np.roll(canvas, shift, axis=(0, 1))
 
 
-def predict(paths, folder):
+def _top3(paths, logits):
+    probs = tf.nn.softmax(logits, axis=-1).numpy()
+    return [(p, [(int(d), float(row[d])) for d in np.argsort(-row)[:3]]) for p, row in zip(paths, probs)]
+
+
+def _raw_pixels(paths):
+    """The images as the models take them: MNIST-style, 0-255, (N, 28, 28, 1) float32."""
+    return 255.0 * np.stack([mnist_style(read_grey(p), p) for p in paths])[..., None].astype(np.float32)
+
+
+def predict_adapted(paths, folder):
+    """predict() with the run's model.keras, its BN statistics re-estimated on these images."""
+    import keras
+
+    pixels = _raw_pixels(paths)
+    model = adapt.adapt_bn_statistics(keras.saving.load_model(os.path.join(folder, "model.keras")), pixels)
+    return _top3(paths, model(pixels, training=False))
+
+
+def predict(paths, folder, adapt_bn=False):
     """[(path, [(digit, probability)] * 3)] for each image, most probable first."""
+    if adapt_bn:
+        return predict_adapted(paths, folder)
     run = RunFolder(folder)
     pixels = np.stack([mnist_style(read_grey(p), p) for p in paths])[..., None]  # [0, 1]
     if run.read("metrics.json", {}).get("model_input", "").startswith("raw pixels"):
@@ -81,17 +112,17 @@ def predict(paths, folder):
         dataset = run.read("config.json")["dataset"]
         images = ((pixels - dataset["pixel_mean"]) / dataset["pixel_std"]).astype(np.float32)
     model = tf.saved_model.load(os.path.join(folder, "saved_model"))
-    probs = tf.nn.softmax(model.serve(tf.constant(images)), axis=-1).numpy()
-    return [(p, [(int(d), float(row[d])) for d in np.argsort(-row)[:3]]) for p, row in zip(paths, probs)]
+    return _top3(paths, model.serve(tf.constant(images)))
 
 
-def predict_ready(paths, models):
-    """{key: [(path, [(digit, probability)] * 3)]} with Keras models that take raw pixels ({key: (label, model)})."""
-    pixels = 255.0 * np.stack([mnist_style(read_grey(p), p) for p in paths])[..., None].astype(np.float32)
+def predict_ready(paths, models, adapt_bn=False):
+    """{key: [(path, [(digit, probability)] * 3)]} with Keras models that take raw pixels ({key: (label, model)}),
+    with `adapt_bn` each BN model's statistics first re-estimated on these images."""
+    pixels = _raw_pixels(paths)
     out = {}
     for key, (_, model) in models.items():
-        probs = tf.nn.softmax(model(pixels, training=False), axis=-1).numpy()
-        out[key] = [(p, [(int(d), float(row[d])) for d in np.argsort(-row)[:3]]) for p, row in zip(paths, probs)]
+        model = adapt.adapt_bn_statistics(model, pixels) if adapt_bn and adapt.bn_layers(model) else model
+        out[key] = _top3(paths, model(pixels, training=False))
     return out
 
 
@@ -99,17 +130,18 @@ def _line(path, top, label=""):
     return f"{path}: {top[0][0]}  ({label}top-3: " + ", ".join(f"{d} {p:.3f}" for d, p in top) + ")"
 
 
-def run(paths, run_name, artifacts_dir, out=print):
+def run(paths, run_name, artifacts_dir, out=print, adapt_bn=False):
     """Prints one line per image (and per ready-to-try model without a run): the path, the predicted digit, the
     top-3 probabilities."""
     if run_name is None:
         from keras_norm import pretrained
 
         models = pretrained.load()
-        for key, rows in predict_ready(paths, models).items():
+        adapted = {key for key, (_, model) in models.items() if adapt_bn and adapt.bn_layers(model)}
+        for key, rows in predict_ready(paths, models, adapt_bn).items():
             for path, top in rows:
-                out(_line(path, top, f"{models[key][0]}; "))
+                out(_line(path, top, f"{models[key][0]};{' BN adapted to these images;' * (key in adapted)} "))
         return
-    folder = find_run(artifacts_dir, run_name)
-    for path, top in predict(paths, folder):
+    folder = find_run(artifacts_dir, run_name, keras_model=adapt_bn)
+    for path, top in predict(paths, folder, adapt_bn):
         out(_line(path, top))

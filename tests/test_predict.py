@@ -77,6 +77,27 @@ class PredictTest(unittest.TestCase):
         truth = self.labels[0]
         self.assertEqual(sum(int(line.split(": ")[1].split()[0]) == truth for line in lines), len(lines))
 
+    def test_adapt_bn_re_estimates_the_bn_models_statistics_on_the_images(self):
+        from keras_norm import adapt, pretrained
+
+        code, out, err = run_in_process(f"--predict={','.join(self.paths)}", "--adapt_bn")
+        self.assertEqual(code, 0, err)
+        lines = out.strip().splitlines()
+        models = pretrained.load()
+        self.assertEqual(len(lines), len(self.paths) * len(models))
+        marked = [line for line in lines if "BN adapted to these images" in line]
+        self.assertEqual(len(marked), len(self.paths))  # the one BN model, once per image
+        [bn_key] = [k for k, (_, m) in models.items() if adapt.bn_layers(m)]
+        pixels = 255.0 * np.stack([predict.mnist_style(predict.read_grey(p)) for p in self.paths])[..., None]
+        expected = adapt.adapt_bn_statistics(models[bn_key][1], pixels.astype(np.float32))(pixels, training=False)
+        for line, logits in zip(marked, expected.numpy()):
+            self.assertEqual(int(line.split(": ")[1].split()[0]), int(np.argmax(logits)))
+        # A model without BN predicts as before: the GN run's lines with and without --adapt_bn are the same.
+        plain = run_in_process(f"--predict={','.join(self.paths)}", "--run=mine", f"--artifacts_dir={self.artifacts}")
+        adapted = run_in_process(f"--predict={','.join(self.paths)}", "--run=mine", "--adapt_bn",
+                                 f"--artifacts_dir={self.artifacts}")
+        self.assertEqual(plain[1], adapted[1])
+
     def test_bad_images_and_runs_are_one_error_line(self):
         not_an_image = os.path.join(self.tmp.name, "notes.png")
         with open(not_an_image, "w") as f:
@@ -90,6 +111,7 @@ class PredictTest(unittest.TestCase):
             (f"--predict={self.paths[0]}", "--run=nope"): "no run 'nope'",
             (f"--predict={self.paths[0]}", "--run=../mine"): "--run must be",
             ("--run=mine",): "--predict",
+            ("--adapt_bn",): "--predict",
         }
         for args, message in cases.items():
             with self.subTest(args=args):
