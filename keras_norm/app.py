@@ -6,7 +6,7 @@ is imported (quietly) and the module that does the work is imported after it.
 
 import sys
 
-from keras_norm import studies
+from keras_norm import parallel, studies
 from keras_norm.bench.options import BenchOptions
 from keras_norm.config import SuiteOptions
 from keras_norm.errors import KerasNormError
@@ -46,6 +46,21 @@ def _check_predict(paths, run_name):
         raise KerasNormError("--predict needs one or more image paths, separated by commas")
 
 
+def _suite(config, suite, suite_options, artifacts, report, runs):
+    if suite == "all":
+        return _all(config, suite_options, artifacts, report, runs)
+    if suite_options.replot:
+        replot = getattr(studies.module(suite), "replot", None)
+        if replot is None:
+            raise KerasNormError(f"--suite={suite} has no --replot: it draws its figures when it runs")
+        replot(config, suite_options)
+        return 0
+    studies.runner(suite)(config, suite_options)
+    if suite == "seeds" and report:  # the sweep draws its own figure; the main report stays as it is
+        _render_report(artifacts, runs)
+    return 0
+
+
 def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, predict, port):
     artifacts = config.outputs.artifacts_dir
     if mode == "report_only":
@@ -53,18 +68,10 @@ def _dispatch(config, mode, suite, suite_options, bench_options, report, runs, p
         return 0
     if mode == "suite":
         import_tensorflow()  # quietly, before a suite module imports it
-        if suite == "all":
-            return _all(config, suite_options, artifacts, report, runs)
-        if suite_options.replot:
-            replot = getattr(studies.module(suite), "replot", None)
-            if replot is None:
-                raise KerasNormError(f"--suite={suite} has no --replot: it draws its figures when it runs")
-            replot(config, suite_options)
-            return 0
-        studies.runner(suite)(config, suite_options)
-        if suite == "seeds" and report:  # the sweep draws its own figure; the main report stays as it is
-            _render_report(artifacts, runs)
-        return 0
+        if suite_options.cluster and not suite_options.replot and not suite_options.dry_run:
+            with parallel.on_cluster(suite_options.cluster, suite_options.jobs, suite_options.runs_per_gpu):
+                return _suite(config, suite, suite_options, artifacts, report, runs)
+        return _suite(config, suite, suite_options, artifacts, report, runs)
     import_tensorflow()  # the modes below import TensorFlow: quietly, once, here
     if mode == "explain":
         from keras_norm import explain

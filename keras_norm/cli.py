@@ -77,6 +77,11 @@ flags.DEFINE_boolean("export", _O.export, "Export the best model as a TensorFlow
 # Modes, and the suites' options.
 flags.DEFINE_enum("suite", None, list(SUITES), "Run a suite: " + "; ".join(f"'{n}' = {h}" for n, h in SUITES.items()))
 flags.DEFINE_integer("jobs", _S.jobs, "Parallel training processes for --suite (default: min(2, cores)).")
+flags.DEFINE_string("cluster", _S.cluster, "Train a --suite's runs on a Dask cluster: a scheduler's address "
+                    "(tcp://HOST:8786; its workers must see the same artifacts folder and data), or local for an "
+                    "embedded one on this machine (docs/scaling.md).")
+flags.DEFINE_integer("runs_per_gpu", _S.runs_per_gpu, "With --cluster: runs that share each GPU (its workers "
+                     "started with --resources GPU=1); 0: no GPU resource asked for.")
 flags.DEFINE_integer("sweep_epochs", _S.sweep_epochs, "Epochs per cell of --suite=batch_sweep.")
 flags.DEFINE_integer("sweep_seeds", _S.sweep_seeds, "Seeds (0..N-1) per cell of --suite=batch_sweep (1 = seed 0's "
                      "curves alone, e.g. to report a sweep that is still running).")
@@ -135,7 +140,8 @@ def options():
     values = {name: FLAGS[name].value for name in config_lib.FIELD_GROUP}
     config = config_lib.RunConfig.create(**values)
     suite = config_lib.SuiteOptions(jobs=FLAGS.jobs, sweep_epochs=FLAGS.sweep_epochs, sweep_seeds=FLAGS.sweep_seeds,
-                                    replot=FLAGS.replot, dry_run=FLAGS.dry_run)
+                                    replot=FLAGS.replot, dry_run=FLAGS.dry_run,
+                                    cluster=FLAGS.cluster, runs_per_gpu=FLAGS.runs_per_gpu)
     bench = BenchOptions(norms=tuple(FLAGS.bench_norms), steps=FLAGS.bench_steps, repeats=FLAGS.bench_repeats,
                          levers=FLAGS.bench_levers, step_speedup_path=FLAGS.bench_step_speedup,
                          profile=FLAGS.bench_profile, runs=FLAGS.bench_runs, parts=FLAGS.bench_parts)
@@ -150,6 +156,8 @@ def options():
         fail("--replot redraws a suite's figures; give --suite=NAME too", code=2)
     if FLAGS.run is not None and not FLAGS.predict:
         fail("--run names the run that --predict uses; give --predict=IMAGE too", code=2)
+    if (FLAGS.cluster or FLAGS.runs_per_gpu) and not FLAGS.suite:
+        fail("--cluster and --runs_per_gpu place a suite's runs; give --suite=NAME too", code=2)
     if FLAGS.adapt_bn and not FLAGS.predict:
         fail("--adapt_bn adapts the models --predict uses; give --predict=IMAGE too", code=2)
     return config, (chosen[0] if chosen else "train"), suite, bench

@@ -13,6 +13,7 @@ TensorFlow: the command line validates everything here before paying for that im
 
 import dataclasses
 import math
+import re
 from typing import Optional
 
 from keras_norm.errors import KerasNormError
@@ -227,10 +228,19 @@ class SuiteOptions:
     sweep_seeds: int = 2  # seeds 0..N-1 per cell of the batch sweep
     replot: bool = False  # redraw the suite's figures from its JSON (no training, no models)
     dry_run: bool = False  # with --suite=all: list what would run and what is done, train nothing
+    cluster: str = ""  # a Dask scheduler's address (tcp://HOST:PORT), "local" for an embedded one, "": no cluster
+    runs_per_gpu: int = 0  # on a cluster: runs sharing each GPU (workers with --resources GPU=1); 0: no GPU
 
     def validate(self):
         if self.jobs is not None:
             check_range("jobs", self.jobs, 1, 64)
+        check_range("runs_per_gpu", self.runs_per_gpu, 0, 64)
+        address = r"(tcp|tls|ucx|inproc)://\S+:\d+"
+        if self.cluster and self.cluster != "local" and not re.fullmatch(address, self.cluster):
+            raise KerasNormError(f"--cluster must be a Dask scheduler's address such as tcp://HOST:8786, or local "
+                                 f"(got {self.cluster!r})")
+        if self.runs_per_gpu and not self.cluster:
+            raise KerasNormError("--runs_per_gpu places runs on a cluster's GPUs; give --cluster too")
         check_range("sweep_epochs", self.sweep_epochs, 1, 10_000)
         check_range("sweep_seeds", self.sweep_seeds, 1, 100)
         return self

@@ -1,4 +1,5 @@
-"""Trains many runs, two at a time on the two cores, each in a fresh process (the suites use it).
+"""Trains many runs, two at a time on the two cores, each in a fresh process (the suites use it); inside
+`on_cluster(...)`, as tasks of a Dask cluster instead (keras_norm/cluster.py), with the same results.
 
 Runs already finished are skipped and an interrupted run resumes from its last epoch, so a suite can be
 started again with the same command after any interruption. Each process uses one thread per
@@ -7,29 +8,33 @@ epoch times stay comparable across the runs of one suite.
 """
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import sys
 import time
 
+from keras_norm import cluster
 from keras_norm.errors import KerasNormError
-from keras_norm.quiet import import_tensorflow
+from keras_norm.worker import train_one
+
+_CLUSTER = {}  # while a suite runs on a Dask cluster: its client and the runs per GPU
+
+
+@contextlib.contextmanager
+def on_cluster(address, jobs=None, runs_per_gpu=0):
+    """Within it, train_all places every run on the Dask cluster at `address` ("local": an embedded one)."""
+    with cluster.connect(address, default_jobs(jobs)) as client:
+        _CLUSTER.update(client=client, runs_per_gpu=runs_per_gpu)
+        try:
+            yield client
+        finally:
+            _CLUSTER.clear()
 
 
 def default_jobs(jobs=None):
     """Parallel training processes: as asked, else one per core up to two."""
     return jobs or min(2, os.cpu_count() or 1)
-
-
-def train_one(config):
-    """Trains one run (in a worker process); a failure comes back as a `failed` result."""
-    import_tensorflow()
-    from keras_norm import train  # noqa: I001  (after the quiet TensorFlow import: train imports TensorFlow)
-
-    try:
-        return train.train(config, verbose=0)
-    except KerasNormError as e:
-        return {"status": "failed", "name": config.name, "seed": config.learning.seed, "reason": str(e)}
 
 
 class Progress:
@@ -81,6 +86,9 @@ def train_all(configs, jobs=None, fresh_processes=False, progress=None):
     jobs = default_jobs(jobs)
     progress = progress or Progress(len(configs))
     try:
+        if _CLUSTER:
+            configs = [c.replace(threads=c.runtime.threads or 1) for c in configs]
+            return cluster.train_all(_CLUSTER["client"], configs, progress, _CLUSTER["runs_per_gpu"])
         if jobs == 1 and not fresh_processes:
             return [_reported(train_one(c), progress) for c in configs]
         configs = [c.replace(threads=c.runtime.threads or 1) for c in configs]
