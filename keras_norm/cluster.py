@@ -69,7 +69,9 @@ def train_isolated(config):
         with open(config_path, "wb") as f:
             pickle.dump(config, f)
         linux = sys.platform.startswith("linux")
-        code = subprocess.call([sys.executable, "-m", "keras_norm.worker", config_path, result_path],
+        # Runs that share a GPU must not each reserve all of its memory (TensorFlow's default).
+        env = dict(os.environ, TF_FORCE_GPU_ALLOW_GROWTH="true")
+        code = subprocess.call([sys.executable, "-m", "keras_norm.worker", config_path, result_path], env=env,
                                preexec_fn=_die_with_parent if linux else None)
         if not os.path.exists(result_path):
             return {"status": "failed", "name": config.name, "seed": config.learning.seed,
