@@ -71,3 +71,18 @@ def sources(artifacts_dir):
     """{"seeds": {...}, "fair": {...}} without the empty ones."""
     found = {"seeds": seeds_models(artifacts_dir), "fair": fair_models(artifacts_dir)}
     return {name: models for name, models in found.items() if models}
+
+
+def groups_models(base):
+    """{variant: [(seed, run folder)]} of the group-count suite's cells that kept a model.keras (gn1 and gn4 are
+    the fair comparison's LN and GN runs)."""
+    from keras_norm.studies import groups
+    from keras_norm.train import run_dir
+
+    out = {}
+    for variant in groups.VARIANTS:
+        for seed in groups.SEEDS:
+            path = run_dir(groups.cell(base, variant, seed))
+            if _finished(path):
+                out.setdefault(variant, []).append((seed, path))
+    return out

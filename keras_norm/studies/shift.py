@@ -5,8 +5,8 @@ Transforms (keras_norm/shifts.py) act on the [0, 1] pixels before the run's own 
 towards the background, brightness shifted, Gaussian noise, rotation, translation, inverted digits. Each model is the
 run's `model.keras` (the validation-best weights, as exported). Writes `artifacts/shift.json`
 (`{"transforms": {name: {"severities": [...], "accuracy": {norm: [[per seed] per severity]}}}}` for the seeds suite's
-models, and the same under `"no_penalty"` for the fair comparison's) and `artifacts/shift.png` (and
-`shift_no_penalty.png`).
+models, and the same under `"no_penalty"` for the fair comparison's and under `"groups"` for the group-count suite's)
+and `artifacts/shift.png` (and `shift_no_penalty.png`, `shift_groups.png`).
 """
 
 import os
@@ -48,7 +48,11 @@ def evaluate_all(models, images, labels):
 
 # Each panel's x axis runs from clean (left) to the strongest shift (right); contrast is shown as its reduction.
 STRENGTH = {"contrast": (lambda s: 1.0 - s, "contrast reduction, 1 - factor (0 = clean)")}
-LABELS = {"bn": "BN", "gn": "GN", "ln": "LN", "none": "no norm"}
+LABELS = {"bn": "BN", "gn": "GN", "ln": "LN", "none": "no norm", "gn1": "GN 1 (= LN)", "gn2": "GN 2", "gn4": "GN 4",
+          "gn8": "GN 8", "in": "IN", "ln_layer": "LayerNormalization"}
+# The other model sets the suite evaluates when their models are here: key in shift.json, figure, title.
+EXTRA = {"no_penalty": ("shift_no_penalty.png", "the fair comparison's models, no penalty"),
+         "groups": ("shift_groups.png", "the group-count models, no penalty")}
 
 
 def summarize(result):
@@ -79,7 +83,7 @@ def _panel(ax, name, result, summary, rng):
     for i, (norm, per_severity) in enumerate(entry["accuracy"].items()):
         rows = result["clean"]["accuracy"][norm] + per_severity
         cells = summary[name][norm]
-        offset = (i - 1.5) * 0.03 * (xs.max() - xs.min() or 1)
+        offset = (i - (len(entry["accuracy"]) - 1) / 2) * 0.03 * (xs.max() - xs.min() or 1)
         means = np.array([c["mean"] for c in cells])
         ci = np.array([c["ci95_logit"] or (c["mean"], c["mean"]) for c in cells])  # one seed: no interval
         low, high = means - ci[:, 0], ci[:, 1] - means
@@ -113,13 +117,14 @@ def plot(path, result, summary=None, models="the seeds suite's models"):
 def write(artifacts, result):
     """shift.json (with its bounded intervals), shift.png and shift_no_penalty.png from the per-seed accuracies."""
     result = dict(result, summary_pct=summarize(result["transforms"]))
-    if "no_penalty" in result:
-        result["no_penalty"] = dict(result["no_penalty"], summary_pct=summarize(result["no_penalty"]["transforms"]))
+    for key in EXTRA:
+        if key in result:
+            result[key] = dict(result[key], summary_pct=summarize(result[key]["transforms"]))
     fileio.write_json(os.path.join(artifacts, "shift.json"), result)
     plot(os.path.join(artifacts, "shift.png"), result["transforms"], result["summary_pct"])
-    if "no_penalty" in result:
-        plot(os.path.join(artifacts, "shift_no_penalty.png"), result["no_penalty"]["transforms"],
-             result["no_penalty"]["summary_pct"], "the fair comparison's models, no penalty")
+    for key, (figure, title) in EXTRA.items():
+        if key in result:
+            plot(os.path.join(artifacts, figure), result[key]["transforms"], result[key]["summary_pct"], title)
     return result
 
 
@@ -140,9 +145,9 @@ def run(base, options, log=print):
     result = {"transforms": evaluate_all(models, images, labels),
               "seeds": {norm: [seed for seed, _ in runs] for norm, runs in models.items()},
               "models": "model.keras of each run (validation-best epoch)"}
-    fair = study_models.fair_models(artifacts)
-    if fair:
-        log(f"suite shift: and the fair comparison's {sum(len(r) for r in fair.values())} models (no penalty)")
-        result["no_penalty"] = {"transforms": evaluate_all(fair, images, labels),
-                                "seeds": {norm: [seed for seed, _ in runs] for norm, runs in fair.items()}}
+    for key, found in (("no_penalty", study_models.fair_models(artifacts)), ("groups", study_models.groups_models(base))):
+        if found:
+            log(f"suite shift: and {EXTRA[key][1]} ({sum(len(r) for r in found.values())})")
+            result[key] = {"transforms": evaluate_all(found, images, labels),
+                           "seeds": {name: [seed for seed, _ in runs] for name, runs in found.items()}}
     return write(artifacts, result)
