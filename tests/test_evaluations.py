@@ -98,6 +98,9 @@ class EvaluationSuitesTest(unittest.TestCase):
                 self.assertEqual([len(per_seed) for per_seed in shifted[mode]], [2] * len(shifted["severities"]))
         self.assertEqual(result["sources"], saved["sources"])
         self.assertTrue(os.path.exists(os.path.join(self.artifacts, "bn_adapt.png")))
+        os.remove(os.path.join(self.artifacts, "bn_adapt.png"))
+        bn_adapt.replot(self.base, SuiteOptions(replot=True), log=lambda *a, **k: None)  # from the JSON alone
+        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "bn_adapt.png")))
 
     def test_mnist_c_measures_every_model_frozen_and_bn_adapted(self):
         from keras_norm.studies import mnist_c

@@ -24,6 +24,7 @@ from keras_norm.run_folder import RunFolder
 from keras_norm.shifts import CLEAN, TRANSFORMS, transformed
 from keras_norm.studies import models as study_models
 from keras_norm.studies.shift import (
+    STRENGTH,  # each panel's x axis from clean to the strongest shift
     accuracy,  # the shift suite's: what each model takes, argmax
 )
 
@@ -65,31 +66,60 @@ def evaluate(runs, images, labels, sizes=SIZES, names=tuple(TRANSFORMS)):
     return out
 
 
+SOURCE_TITLES = {"seeds": "seeds suite (BN + L1 + L2)", "fair": "fair comparison (BN, no penalty)"}
+
+
+def _panel(ax, entry, name, rng):
+    """One shift: BN frozen and adapted (all images, 32, 8) against its strength, clean at the left; dots = seeds."""
+    strength, xlabel = STRENGTH.get(name, (lambda v: v, CLEAN[name][1]))
+    xs = np.array([strength(v) for v in [CLEAN[name][0]] + entry[name]["severities"]], dtype=float)
+    discrete = name == "inverted"  # two states, not a scale: points, no line
+    modes = {"frozen": "frozen (as deployed)", "all": "adapted on all shifted images", "32": "adapted on 32 images",
+             "8": "adapted on 8 images"}
+    for i, (mode, label) in enumerate((m, t) for m, t in modes.items() if m in entry[name]):
+        rows = entry["clean"][mode] + entry[name][mode]
+        cells = [stats.bounded_ci(100 * np.asarray(r)) for r in rows]
+        means = np.array([m for m, _ in cells])
+        ci = np.array([c if not np.isnan(c[0]) else (m, m) for m, c in cells])
+        x = xs + (i - 1.5) * 0.02 * (xs.max() - xs.min() or 1)
+        line = "o" if discrete else ("o--" if mode == "frozen" else "o-")
+        ax.errorbar(x, means, yerr=[means - ci[:, 0], ci[:, 1] - means], fmt=line, capsize=3, color=f"C{i}",
+                    label=label)
+        for xi, r in zip(x, rows):
+            ax.scatter(xi + rng.uniform(-0.004, 0.004, len(r)) * (xs.max() or 1), 100 * np.asarray(r), s=6,
+                       alpha=0.35, color=f"C{i}")
+    if discrete:
+        ax.set_xticks(xs, ["clean", "inverted"])
+    ax.set_xlabel(xlabel)
+    ax.set_ylim(0, 101)
+    ax.grid(alpha=0.3)
+
+
 def plot(result, path):
-    """Per shift, BN's accuracy frozen and adapted (all images, and 8 or 32), mean over models with bounded CI."""
-    names = [n for n in TRANSFORMS if n in next(iter(result["sources"].values()))]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.8))
-    styles = {"frozen": ("o--", "frozen (as deployed)"), "all": ("o-", "adapted on all shifted images")}
-    styles.update({str(n): (m, f"adapted on {n} images") for n, m in zip(result["sizes"][:2], ("^-", "s-"))})
-    source = "seeds" if "seeds" in result["sources"] else next(iter(result["sources"]))
-    entry = result["sources"][source]
-    for ax, name in zip(axes.ravel(), names):
-        xs = [CLEAN[name][0]] + entry[name]["severities"]
-        for mode, (style, label) in styles.items():
-            rows = entry["clean"][mode] + entry[name][mode]
-            cells = [stats.bounded_ci(100 * np.asarray(r)) for r in rows]
-            means = np.array([m for m, _ in cells])
-            ci = np.array([c if not np.isnan(c[0]) else (m, m) for m, c in cells])
-            ax.errorbar(xs, means, yerr=[means - ci[:, 0], ci[:, 1] - means], fmt=style, capsize=3, label=label)
-        ax.set_title(name.replace("_", " "), fontsize=10)
-        ax.set_xlabel(CLEAN[name][1])
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_ylim(0, 101)
-        ax.grid(alpha=0.3)
-    axes.ravel()[0].legend(fontsize=8, loc="lower left")
-    fig.suptitle(f"BN models ({source} suite, {len(result['seeds'][source])} seeds): statistics frozen vs re-estimated "
-                 "on the shifted test images (no labels); mean, 95% interval", fontsize=11)
-    save_figure(fig, path, dpi=130)
+    """One row per source, one panel per shift: BN's test accuracy frozen and adapted; mean, bounded 95% interval
+    (t on the logit scale) and every seed."""
+    sources = list(result["sources"])
+    names = [n for n in TRANSFORMS if n in result["sources"][sources[0]]]
+    fig, axes = plt.subplots(len(sources), len(names), figsize=(3.3 * len(names), 3.6 * len(sources)), squeeze=False)
+    rng = np.random.default_rng(0)
+    for row, source in zip(axes, sources):
+        for ax, name in zip(row, names):
+            _panel(ax, result["sources"][source], name, rng)
+            ax.set_title(f"{name.replace('_', ' ')}", fontsize=10)
+        row[0].set_ylabel(f"{SOURCE_TITLES.get(source, source)},\n{len(result['seeds'][source])} seeds: "
+                          "test accuracy (%)", fontsize=9)
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("BN under input shift: statistics frozen vs re-estimated on the shifted test images (no labels); "
+                 "dots = seeds, marker = mean, bars = 95% interval (logit t)", fontsize=11)
+    save_figure(fig, path, dpi=120)
+
+
+def replot(base, options, log=print):
+    """Redraws bn_adapt.png from bn_adapt.json (no models needed)."""
+    result = fileio.read_json(os.path.join(base.outputs.artifacts_dir, "bn_adapt.json"))
+    log(f"suite bn_adapt: figure redrawn from {os.path.join(base.outputs.artifacts_dir, 'bn_adapt.json')}")
+    plot(result, os.path.join(base.outputs.artifacts_dir, "bn_adapt.png"))
+    return result
 
 
 def run(base, options, log=print, sizes=SIZES, names=tuple(TRANSFORMS)):
