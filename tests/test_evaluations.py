@@ -121,6 +121,8 @@ class EvaluationSuitesTest(unittest.TestCase):
         self.assertIn("seeds/bn adapted (all)", saved["comparisons"]["adapted_minus_frozen_pp"])
         for figure in ("mnist_c.png", "mnist_c_gallery.png"):
             self.assertTrue(os.path.exists(os.path.join(self.artifacts, figure)))
+        again = mnist_c.replot(self.base, SuiteOptions(replot=True), log=lambda *a, **k: None)  # from the JSON alone
+        self.assertEqual(again["mean_corruption_error_pct"], saved["mean_corruption_error_pct"])
 
     def test_inside_gathers_every_epoch_of_every_norm(self):
         result = inside_suite.run(self.base, SuiteOptions(), log=lambda *a, **k: None)

@@ -39,7 +39,7 @@ def _panel(ax, result, source, rng):
     seeds = sorted({len(v) for k, v in result["seeds"].items() if k.startswith(source + "/")})
     ax.set_title(f"{SOURCES.get(source, source)}: {'/'.join(map(str, seeds))} seeds per norm", fontsize=10)
     ax.grid(alpha=0.3, which="both", axis="y")
-    ax.legend(fontsize=7, ncol=3, loc="upper left")
+    ax.legend(fontsize=7, ncol=3, loc="lower right")
 
 
 def plot(result, path):
