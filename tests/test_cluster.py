@@ -63,8 +63,8 @@ class ClusterTest(unittest.TestCase):
         address = wait_for(lambda: os.path.exists(scheduler_file) and json.load(open(scheduler_file))["address"],
                            60, "the scheduler")
         self.logs = [os.path.join(self.tmp.name, f"node-{i}.log") for i in range(workers)]
-        nodes = [start("distributed.cli.dask_worker", address, "--nthreads", "1", "--nworkers", "1",
-                       "--no-dashboard", "--name", f"node-{i}", log=open(path, "w")) for i, path in enumerate(self.logs)]
+        nodes = [start("distributed.cli.dask_worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                       "--name", f"node-{i}", log=open(path, "w")) for i, path in enumerate(self.logs)]
         self.processes += nodes
         return address, nodes
 

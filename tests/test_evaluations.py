@@ -178,3 +178,17 @@ class BatchIndependenceTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class StudyModelsTest(unittest.TestCase):
+    def test_a_fair_cell_is_a_plain_norm_without_penalty_at_its_peak_rate(self):
+        from keras_norm.studies import models
+
+        peak = {"bn": 0.05, "gn": 0.05, "ln": 0.05, "none": 0.05}
+        plain = dict(norm="bn", l1=0.0, l2=0.0, groups=4, ln_impl="group", batch_size=64, lr=0.05)
+        self.assertTrue(models.is_fair_cell(plain, peak))
+        self.assertTrue(models.is_fair_cell(dict(plain, norm="gn"), peak))
+        for change in (dict(l2=1e-3), dict(l1=1e-5), dict(renorm=True), dict(norm="gn", groups=8),
+                       dict(norm="ln", ln_impl="layer"), dict(batch_size=8), dict(lr=0.1), dict(norm="in")):
+            with self.subTest(change=change):
+                self.assertFalse(models.is_fair_cell(dict(plain, **change), peak))

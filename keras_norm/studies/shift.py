@@ -38,7 +38,8 @@ def evaluate_all(models, images, labels):
         loaded = []
         for _, path in runs:
             ds = RunFolder(path).read("config.json")["dataset"]
-            loaded.append((keras.saving.load_model(os.path.join(path, "model.keras")), ds["pixel_mean"], ds["pixel_std"]))
+            model = keras.saving.load_model(os.path.join(path, "model.keras"))
+            loaded.append((model, ds["pixel_mean"], ds["pixel_std"]))
         result["clean"]["accuracy"][norm] = [[accuracy(m, images, labels, mu, sd) for m, mu, sd in loaded]]
         for name, (severities, _) in TRANSFORMS.items():
             result[name]["accuracy"][norm] = [
@@ -137,7 +138,8 @@ def replot(base, options, log=print):
 
 
 def run(base, options, log=print):
-    """Evaluates the seeds suite's models; writes shift.json and shift.png into the artifacts folder."""
+    """Evaluates the seeds suite's models (and the fair comparison's and group-count suite's where they are here);
+    writes shift.json and its figures into the artifacts folder."""
     artifacts = base.outputs.artifacts_dir
     models, images, labels = models_and_test_set(artifacts)
     log(f"suite shift: {sum(len(r) for r in models.values())} models x {sum(len(s) for s, _ in TRANSFORMS.values())} "
@@ -145,7 +147,8 @@ def run(base, options, log=print):
     result = {"transforms": evaluate_all(models, images, labels),
               "seeds": {norm: [seed for seed, _ in runs] for norm, runs in models.items()},
               "models": "model.keras of each run (validation-best epoch)"}
-    for key, found in (("no_penalty", study_models.fair_models(artifacts)), ("groups", study_models.groups_models(base))):
+    extra = {"no_penalty": study_models.fair_models(artifacts), "groups": study_models.groups_models(base)}
+    for key, found in extra.items():
         if found:
             log(f"suite shift: and {EXTRA[key][1]} ({sum(len(r) for r in found.values())})")
             result[key] = {"transforms": evaluate_all(found, images, labels),
