@@ -8,6 +8,9 @@ TensorFlow until then.
 """
 
 import importlib
+import os
+
+from keras_norm import fileio
 
 # name -> what it does (the help text of --suite); the module is keras_norm.studies.<name>, but for "all" (plan.py)
 SUITES = {
@@ -42,3 +45,12 @@ def module(name):
 def runner(name):
     """The `run` function of suite `name`."""
     return module(name).run
+
+
+def redraw(base, name, write, what, log=print):
+    """The `--replot` of an evaluation suite: `write(artifacts, result)` again from the per-seed numbers already in
+    `<artifacts>/<name>.json` (no models needed); `what` says what is recomputed."""
+    path = os.path.join(base.outputs.artifacts_dir, f"{name}.json")
+    result = fileio.read_json(path)
+    log(f"suite {name}: {what} redrawn from {path}")
+    return write(base.outputs.artifacts_dir, result)

@@ -14,7 +14,7 @@ import os
 import keras
 import numpy as np
 
-from keras_norm import adapt, data, fileio
+from keras_norm import adapt, data, fileio, studies
 from keras_norm import model as model_lib
 from keras_norm.errors import KerasNormError
 from keras_norm.plotting import plt
@@ -141,10 +141,7 @@ def write(artifacts, result):
 
 def replot(base, options, log=print):
     """Rewrites bn_adapt.json's paired differences and bn_adapt.png from its per-seed numbers (no models needed)."""
-    result = fileio.read_json(os.path.join(base.outputs.artifacts_dir, "bn_adapt.json"))
-    log(f"suite bn_adapt: figure and paired differences redrawn from "
-        f"{os.path.join(base.outputs.artifacts_dir, 'bn_adapt.json')}")
-    return write(base.outputs.artifacts_dir, result)
+    return studies.redraw(base, "bn_adapt", write, "figure and paired differences", log)
 
 
 def run(base, options, log=print, sizes=SIZES, names=tuple(TRANSFORMS)):

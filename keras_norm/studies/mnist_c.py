@@ -18,7 +18,7 @@ import os
 import keras
 import numpy as np
 
-from keras_norm import corruptions, data, fileio
+from keras_norm import corruptions, data, fileio, studies
 from keras_norm.errors import KerasNormError
 from keras_norm.report import stats, variants
 from keras_norm.report.corruption_plots import plot, plot_gallery
@@ -134,7 +134,4 @@ def write(artifacts, result):
 
 def replot(base, options, log=print):
     """Rewrites mnist_c.json's mCE and comparisons and mnist_c.png from its per-seed accuracies (no models)."""
-    artifacts = base.outputs.artifacts_dir
-    result = fileio.read_json(os.path.join(artifacts, "mnist_c.json"))
-    log(f"suite mnist_c: mCE, comparisons and figure redrawn from {os.path.join(artifacts, 'mnist_c.json')}")
-    return write(artifacts, result)
+    return studies.redraw(base, "mnist_c", write, "mCE, comparisons and figure", log)

@@ -14,7 +14,7 @@ import os
 import keras
 import numpy as np
 
-from keras_norm import fileio
+from keras_norm import fileio, studies
 from keras_norm import model as model_lib
 from keras_norm.plotting import plt
 from keras_norm.report import stats
@@ -131,10 +131,7 @@ def write(artifacts, result):
 
 def replot(base, options, log=print):
     """Rewrites shift.json's intervals and shift.png from its committed per-seed accuracies (no models needed)."""
-    artifacts = base.outputs.artifacts_dir
-    result = fileio.read_json(os.path.join(artifacts, "shift.json"))
-    log(f"suite shift: figure and intervals redrawn from {os.path.join(artifacts, 'shift.json')}")
-    return write(artifacts, result)
+    return studies.redraw(base, "shift", write, "figure and intervals", log)
 
 
 def run(base, options, log=print):
