@@ -4,11 +4,12 @@ This is the boundary of the TensorFlow-free layer: everything is validated here 
 is imported (quietly) and the module that does the work is imported after it.
 """
 
+import os
 import sys
 
 from keras_norm import parallel, studies
 from keras_norm.bench.options import BenchOptions
-from keras_norm.config import SuiteOptions
+from keras_norm.config import Outputs, SuiteOptions
 from keras_norm.errors import KerasNormError
 from keras_norm.quiet import import_tensorflow
 
@@ -30,6 +31,8 @@ def run(config, mode="train", suite=None, suite_options=SuiteOptions(), bench_op
                                  "use --distribute with single runs")
         if mode == "predict":
             _check_predict(*predict[:2])
+        if mode == "suite" and suite_options.scale == "tiny":
+            _check_tiny_folder(config.outputs.artifacts_dir)
         if not 0 <= port <= 65535:
             raise KerasNormError(f"--port must be in [0, 65535] (0: any free port), got {port}")
         return _dispatch(config, mode, suite, suite_options, bench_options, report, runs, predict, port)
@@ -44,6 +47,12 @@ def _check_predict(paths, run_name):
     empty = [p for p in paths if not p.strip()]
     if empty or not paths:
         raise KerasNormError("--predict needs one or more image paths, separated by commas")
+
+
+def _check_tiny_folder(artifacts):
+    if os.path.abspath(artifacts) == os.path.abspath(Outputs().artifacts_dir):
+        raise KerasNormError("--scale=tiny writes numbers that mean nothing: give it an --artifacts_dir of its own "
+                             f"(not {Outputs().artifacts_dir}/, where the study's results are)")
 
 
 def _suite(config, suite, suite_options, artifacts, report, runs):

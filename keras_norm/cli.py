@@ -83,12 +83,17 @@ flags.DEFINE_string("cluster", _S.cluster, "Train a --suite's runs on a Dask clu
 flags.DEFINE_integer("runs_per_gpu", _S.runs_per_gpu, "With --cluster: runs that share each GPU (its workers "
                      "started with --resources GPU=1); 0: no GPU resource asked for.")
 flags.DEFINE_integer("sweep_epochs", _S.sweep_epochs, "Epochs per cell of --suite=batch_sweep.")
-flags.DEFINE_integer("sweep_seeds", _S.sweep_seeds, "Seeds (0..N-1) per cell of --suite=batch_sweep (1 = seed 0's "
-                     "curves alone, e.g. to report a sweep that is still running).")
+flags.DEFINE_integer("sweep_seeds", _S.sweep_seeds, "Seeds (0..N-1) per cell of --suite=batch_sweep (default 2) "
+                     "and --suite=small_batch (default 5); fewer report a sweep that is still running from its "
+                     "finished seeds.")
 flags.DEFINE_boolean("replot", False, "With --suite: redraw its figures and intervals from its JSON in the artifacts "
                      "folder, without training or evaluating (shift, bn_batch_stats, inside, grid).")
 flags.DEFINE_boolean("dry_run", False, "With --suite=all: list every suite's runs, how many are done, and an "
                      "estimate of the time left; train nothing.")
+flags.DEFINE_enum("scale", _S.scale, list(config_lib.SCALES), "With --suite=all: 'full' = the study as committed; "
+                  "'tiny' = every suite at its smallest shape (2 seeds, 1 epoch, the fewest cells that fill every "
+                  "part of its JSON and figures) to check the whole pipeline in minutes; its numbers mean nothing, "
+                  "so it needs an --artifacts_dir of its own.")
 flags.DEFINE_boolean("report", True, "Render the report over all runs after training.")
 flags.DEFINE_boolean("report_only", False, "Only render graphs, grids and tables from existing runs.")
 flags.DEFINE_list("runs", [], "Run names for the comparison graphs (default: the latest suite, else all).")
@@ -141,7 +146,7 @@ def options():
     config = config_lib.RunConfig.create(**values)
     suite = config_lib.SuiteOptions(jobs=FLAGS.jobs, sweep_epochs=FLAGS.sweep_epochs, sweep_seeds=FLAGS.sweep_seeds,
                                     replot=FLAGS.replot, dry_run=FLAGS.dry_run,
-                                    cluster=FLAGS.cluster, runs_per_gpu=FLAGS.runs_per_gpu)
+                                    cluster=FLAGS.cluster, runs_per_gpu=FLAGS.runs_per_gpu, scale=FLAGS.scale)
     bench = BenchOptions(norms=tuple(FLAGS.bench_norms), steps=FLAGS.bench_steps, repeats=FLAGS.bench_repeats,
                          levers=FLAGS.bench_levers, step_speedup_path=FLAGS.bench_step_speedup,
                          profile=FLAGS.bench_profile, runs=FLAGS.bench_runs, parts=FLAGS.bench_parts)
@@ -152,6 +157,8 @@ def options():
         fail(f"choose one mode, not {' and '.join('--' + m for m in chosen)}", code=2)
     if FLAGS.dry_run and FLAGS.suite != "all":
         fail("--dry_run lists the whole study's runs; give --suite=all too", code=2)
+    if FLAGS.scale != _S.scale and FLAGS.suite != "all":
+        fail("--scale sets the size of the whole study; give --suite=all too", code=2)
     if FLAGS.replot and not FLAGS.suite:
         fail("--replot redraws a suite's figures; give --suite=NAME too", code=2)
     if FLAGS.run is not None and not FLAGS.predict:

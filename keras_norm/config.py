@@ -219,17 +219,21 @@ class RunConfig:
         return {k: v for group in GROUPS for k, v in dataclasses.asdict(getattr(self, group)).items()}
 
 
+SCALES = ("full", "tiny")
+
+
 @dataclasses.dataclass(frozen=True)
 class SuiteOptions:
     """Parameters of the suites (`--suite`), not of a run."""
 
     jobs: Optional[int] = None  # parallel training processes (default: min(2, cores))
     sweep_epochs: int = 5  # epochs per cell of the batch sweep
-    sweep_seeds: int = 2  # seeds 0..N-1 per cell of the batch sweep
+    sweep_seeds: Optional[int] = None  # seeds 0..N-1 per cell of the batch sweeps (default: each suite's own)
     replot: bool = False  # redraw the suite's figures from its JSON (no training, no models)
     dry_run: bool = False  # with --suite=all: list what would run and what is done, train nothing
     cluster: str = ""  # a Dask scheduler's address (tcp://HOST:PORT), "local" for an embedded one, "": no cluster
     runs_per_gpu: int = 0  # on a cluster: runs sharing each GPU (workers with --resources GPU=1); 0: no GPU
+    scale: str = "full"  # with --suite=all: "full" (the committed study) or "tiny" (every suite at its smallest shape)
 
     def validate(self):
         if self.jobs is not None:
@@ -242,5 +246,8 @@ class SuiteOptions:
         if self.runs_per_gpu and not self.cluster:
             raise KerasNormError("--runs_per_gpu places runs on a cluster's GPUs; give --cluster too")
         check_range("sweep_epochs", self.sweep_epochs, 1, 10_000)
-        check_range("sweep_seeds", self.sweep_seeds, 1, 100)
+        if self.sweep_seeds is not None:
+            check_range("sweep_seeds", self.sweep_seeds, 1, 100)
+        if self.scale not in SCALES:
+            raise KerasNormError(f"--scale must be one of {', '.join(SCALES)} (got {self.scale!r})")
         return self

@@ -18,7 +18,9 @@ from keras_norm import cluster
 from keras_norm.errors import KerasNormError
 from keras_norm.worker import train_one
 
+_SPAWN = multiprocessing.get_context("spawn")  # TensorFlow starts fresh in each process
 _CLUSTER = {}  # while a suite runs on a Dask cluster: its client and the runs per GPU
+_REUSED = {}  # within reused_processes(): the one pool every train_all uses
 
 
 @contextlib.contextmanager
@@ -30,6 +32,19 @@ def on_cluster(address, jobs=None, runs_per_gpu=0):
             yield client
         finally:
             _CLUSTER.clear()
+
+
+@contextlib.contextmanager
+def reused_processes(jobs=None):
+    """Within it, every train_all shares one pool of `jobs` processes that each import TensorFlow once and train
+    run after run: for many tiny runs (`--scale=tiny`), where starting TensorFlow costs more than training. A
+    run's process-wide state then carries to the next (op determinism stays on, peak memory is the worker's)."""
+    with concurrent.futures.ProcessPoolExecutor(default_jobs(jobs), mp_context=_SPAWN) as pool:
+        _REUSED["pool"] = pool
+        try:
+            yield pool
+        finally:
+            _REUSED.clear()
 
 
 def default_jobs(jobs=None):
@@ -92,17 +107,22 @@ def train_all(configs, jobs=None, fresh_processes=False, progress=None):
         if jobs == 1 and not fresh_processes:
             return [_reported(train_one(c), progress) for c in configs]
         configs = [c.replace(threads=c.runtime.threads or 1) for c in configs]
-        ctx = multiprocessing.get_context("spawn")  # TensorFlow starts fresh in each process
+        if _REUSED:
+            return _in_pool(_REUSED["pool"], configs, progress)
         # A fresh process per run: each run's peak memory (metrics.json) is its own, not the maximum over
         # the runs a reused worker trained before. (Python 3.10 has no max_tasks_per_child.)
         fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx, **fresh) as pool:
-            futures = [pool.submit(train_one, c) for c in configs]
-            for future in concurrent.futures.as_completed(futures):
-                progress.update(future.result())
-            return [f.result() for f in futures]
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=_SPAWN, **fresh) as pool:
+            return _in_pool(pool, configs, progress)
     finally:
         progress.close()
+
+
+def _in_pool(pool, configs, progress):
+    futures = [pool.submit(train_one, c) for c in configs]
+    for future in concurrent.futures.as_completed(futures):
+        progress.update(future.result())
+    return [f.result() for f in futures]
 
 
 def _reported(result, progress):

@@ -4,9 +4,7 @@ other suites are found rather than trained again, and fair.json has the fields t
 import os
 import tempfile
 import unittest
-from unittest import mock
 
-from keras_norm import parallel
 from keras_norm.config import RunConfig, SuiteOptions
 from keras_norm.studies import batch_sweep, fair, grid, groups, small_batch
 from keras_norm.studies import seeds as seeds_suite
@@ -35,49 +33,6 @@ class FairChoiceTest(unittest.TestCase):
             self.assertEqual((config.learning.l1, config.learning.l2, config.runtime.deterministic), (0.0, 0.0, True))
 
 
-class FairSuiteTest(unittest.TestCase):
-    def test_tiny_suite_writes_per_seed_accuracy_bounded_intervals_and_holm_verdicts(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            npz = helpers.write_small_npz(tmp, n_train=192, n_test=32)
-            artifacts = os.path.join(tmp, "artifacts")
-            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, epochs=1, batch_size=32, export=False)
-            trained = []
-            real_train_all = parallel.train_all
-
-            def counting(configs, *args, **kwargs):
-                trained.extend(c.folder_name for c in configs)
-                return real_train_all(configs, *args, **kwargs)
-
-            with mock.patch.object(parallel, "train_all", counting):
-                out = fair.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, seeds=(0, 1),
-                               none_lrs=(0.05, 0.1))
-                saved = helpers.read_json(os.path.join(artifacts, "fair.json"))
-                self.assertTrue(os.path.exists(os.path.join(artifacts, "fair.png")))
-                # The seed-0 no-norm run at the chosen rate was trained while choosing it, and not again.
-                self.assertEqual(len(trained), len(set(trained)) + 1)
-                trained.clear()  # the groups suite in the same folder finds the fair suite's gn runs (its gn4)
-                grouped = groups.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, seeds=(0, 1),
-                                     names=("gn2", "gn4"))
-            groups_saved = helpers.read_json(os.path.join(artifacts, "groups.json"))
-            self.assertTrue(os.path.exists(os.path.join(artifacts, "groups.png")))
-        self.assertEqual(groups_saved["test_accuracy"]["gn4"], saved["test_accuracy"]["gn"])
-        self.assertEqual(groups_saved["test_accuracy"], grouped["test_accuracy"])
-        self.assertEqual([(c["a"], c["b"]) for c in groups_saved["comparisons"]], [("gn2", "gn4")])
-        self.assertEqual(groups_saved["comparisons"][0]["real"], groups_saved["comparisons"][0]["p_holm"] < 0.05)
-        self.assertEqual(saved["seeds"], [0, 1])
-        self.assertIn(saved["none_peak_lr"], (0.05, 0.1))
-        self.assertEqual(set(saved["test_accuracy"]), {"bn", "gn", "ln", "none"})
-        for norm, values in saved["test_accuracy"].items():
-            self.assertEqual(len(values), 2)
-            ci = saved["summary"][norm]["ci95_logit"]
-            self.assertTrue(0 <= ci[0] <= ci[1] <= 100, ci)
-        self.assertEqual(len(saved["comparisons"]), 6)
-        for c in saved["comparisons"]:
-            self.assertGreaterEqual(c["p_holm"], c["p"])
-            self.assertEqual(c["real"], c["p_holm"] < 0.05)
-        self.assertEqual(out["test_accuracy"], saved["test_accuracy"])
-
-
 class GroupsSuiteTest(unittest.TestCase):
     def test_variants_are_the_models_they_name_and_share_the_fair_suites_runs(self):
         base = RunConfig.create(artifacts_dir="a")
@@ -98,29 +53,6 @@ class SmallBatchSuiteTest(unittest.TestCase):
         self.assertNotEqual(renorm.outputs.run_name, small_batch.cell(base, "bn", 4, 0).outputs.run_name)
         order = [(b, s) for _, b, s, _ in small_batch.configs(base, ("bn",), (64, 2, 8), (0, 1))]
         self.assertEqual(order, [(2, 0), (8, 0), (64, 0), (2, 1), (8, 1), (64, 1)])  # seed by seed, small first
-
-    def test_tiny_suite_pairs_bn_with_its_own_batch_statistics(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            npz = helpers.write_small_npz(tmp, n_train=192, n_test=32)
-            artifacts = os.path.join(tmp, "artifacts")
-            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, batch_size=32)
-            out = small_batch.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, names=("bn", "bn_renorm"),
-                                  batch_sizes=(32,), seeds=(0, 1), epochs=1)
-            saved = helpers.read_json(os.path.join(artifacts, "small_batch.json"))
-            self.assertTrue(os.path.exists(os.path.join(artifacts, "small_batch.png")))
-        self.assertEqual(saved["differences"], out["differences"])
-        self.assertEqual(set(saved["test_error"]), {"bn", "bn_renorm"})
-        self.assertEqual(set(saved["batch_statistics_test_error"]), {"bn", "bn_renorm"})
-        names = [f["name"] for f in saved["differences"]]
-        self.assertEqual(names, ["bn_renorm - bn", "bn batch statistics - moving statistics",
-                                 "bn_renorm batch statistics - moving statistics"])
-        self.assertEqual(saved["differences"][1]["test"], "paired t")
-        for f in saved["differences"]:
-            for row in f["by_batch"].values():
-                self.assertEqual(row["real"], row["p_holm"] < 0.05)
-        for rows in saved["test_error_ci95_logit"].values():
-            for low, high in rows.values():
-                self.assertTrue(0 <= low <= high <= 100)
 
 
 class WholeStudyTest(unittest.TestCase):
@@ -151,6 +83,16 @@ class WholeStudyTest(unittest.TestCase):
             self.assertEqual((row["done"], row["left"], row["estimate_seconds"]), (1, 19, 19 * 120.0 / 2))
             self.assertIsNotNone(total)  # every suite now has an estimate (per epoch, from that run)
         self.assertTrue(any(line.strip().startswith("shift") and "no training" in line for line in lines))
+
+    def test_the_tiny_scale_is_for_the_whole_study_and_keeps_out_of_the_committed_results(self):
+        code, out, err = helpers.run_main("--suite=seeds", "--scale=tiny")
+        self.assertEqual((code, err.strip()), (2, "error: --scale sets the size of the whole study; give --suite=all "
+                                                   "too"))
+        with tempfile.TemporaryDirectory() as tmp:
+            code, out, err = helpers.run_main("--suite=all", "--scale=tiny", cwd=tmp)
+            self.assertEqual(code, 1)
+            self.assertTrue(err.startswith("error: --scale=tiny writes numbers that mean nothing"), err)
+            self.assertEqual(os.listdir(tmp), [])  # nothing written
 
     def test_dry_run_is_for_the_whole_study_only(self):
         code, out, err = helpers.run_main("--suite=seeds", "--dry_run")

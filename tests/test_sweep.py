@@ -22,28 +22,6 @@ class SweepTest(unittest.TestCase):
                 self.assertEqual((c.learning.epochs, c.learning.l1, c.learning.l2), (5, 0.0, 0.0))
             self.assertEqual([c.learning.seed for c in cells[:21]], [0] * 21)  # seed by seed: whole curves first
 
-    def test_tiny_sweep_writes_json_and_plot(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            npz = helpers.write_small_npz(tmp, n_train=128, n_test=64)
-            artifacts = os.path.join(tmp, "artifacts")
-            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts)
-            result = sweep.run(base, SuiteOptions(jobs=2, sweep_epochs=1, sweep_seeds=1), log=lambda *a, **k: None,
-                               batch_sizes=(sweep.RULE_BATCH, 64), norms=("bn",))  # the rule's cell is reused
-            saved = helpers.read_json(os.path.join(artifacts, "batch_sweep.json"))
-            self.assertEqual(saved, result)
-            self.assertEqual((saved["batch_sizes"], saved["epochs"]), ([sweep.RULE_BATCH, 64], 1))
-            self.assertEqual(saved["train_size"] + saved["val_size"], 128)  # the full training split
-            self.assertIn(saved["lr_rule"]["chosen"], sweep.RULES)
-            rule = saved["lr_rule"]["chosen"]
-            for norm, errors in saved["test_error"].items():
-                folder = f"{norm}_bs{sweep.RULE_BATCH}_{rule}_seed-0"
-                run = helpers.read_json(os.path.join(artifacts, "sweep", "runs", folder, "metrics.json"))
-                self.assertEqual(errors[0], round(100 * (1 - run["final_test_accuracy"]), 3))
-            self.assertEqual(set(saved["bn_batch_statistics_test_error"]), {"bn"})
-            self.assertEqual(len(saved["bn_batch_statistics_test_error"]["bn"]), 2)
-            self.assertTrue(os.path.exists(os.path.join(artifacts, "batch_sweep.png")))
-            self.assertFalse(os.path.exists(os.path.join(artifacts, "runs")))  # out of the main runs folder
-
     def test_intervals_of_cells_and_differences(self):
         fake = {"test_error_per_seed": {"bn": [[1.0, 1.2], [0.9]], "gn": [[0.6, 0.7], [0.5, 0.5]]},
                 "bn_batch_statistics_test_error_per_seed": {"bn": [[2.0, 2.1], []]}}
@@ -162,24 +140,6 @@ class GridTest(unittest.TestCase):
             self.assertTrue(os.path.exists(os.path.join(artifacts, "grid.png")))
             table = open(os.path.join(artifacts, "grid.md"), encoding="utf-8").read()
             self.assertIn(f"| none | L1 | {100 * saved['final_test_accuracy']['none']['L1'][0]:.3f} |", table)
-
-
-class NoiseSuiteTest(unittest.TestCase):
-    def test_four_runs_two_modes_one_json(self):
-        from keras_norm.studies import noise
-
-        with tempfile.TemporaryDirectory() as tmp:
-            npz = helpers.write_small_npz(tmp, n_train=128, n_test=32)
-            base = RunConfig.create(data_path=npz, artifacts_dir=os.path.join(tmp, "artifacts"), epochs=1,
-                                    batch_size=32, export=False)
-            summary = noise.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None)
-            saved = helpers.read_json(os.path.join(tmp, "artifacts", "noise.json"))
-            self.assertEqual(saved, summary)
-            self.assertEqual(sorted(saved["runs"]), ["deterministic_a", "deterministic_b", "free_a", "free_b"])
-            # Op determinism makes the same seed give the same history, bit for bit.
-            self.assertTrue(saved["deterministic_identical_histories"])
-            self.assertEqual(saved["deterministic_same_seed_diff_pp"], 0)
-            self.assertGreater(saved["deterministic_epoch_time_ratio"], 0)
 
 
 class ProgressTest(unittest.TestCase):

@@ -29,6 +29,7 @@ NORMS = ("bn", "gn", "ln")
 REFERENCE = (Learning().batch_size, Learning().lr)  # the main recipe's batch size and peak learning rate
 RULES = {"linear": lambda b: b / REFERENCE[0], "sqrt": lambda b: (b / REFERENCE[0]) ** 0.5}
 RULE_BATCH = 8
+SEEDS = 2  # seeds 0..N-1 per cell unless --sweep_seeds says otherwise
 
 
 def cell(base, norm, batch, seed, epochs, rule):
@@ -104,7 +105,7 @@ def intervals(sweep):
 
 def run(base, options, log=print, batch_sizes=BATCH_SIZES, norms=NORMS):
     """Chooses the lr rule, trains every cell (skipping finished ones); writes batch_sweep.json and .png."""
-    seeds, epochs = tuple(range(options.sweep_seeds)), options.sweep_epochs
+    seeds, epochs = tuple(range(options.sweep_seeds or SEEDS)), options.sweep_epochs
     artifacts = base.outputs.artifacts_dir
     fileio.check_writable(os.path.join(artifacts, "sweep"))
     start = time.time()

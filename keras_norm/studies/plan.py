@@ -8,6 +8,9 @@ their mean epoch seconds, two runs at a time as the suites train them), and for 
 the median over every suite's finished runs, scaled by epochs.
 """
 
+import contextlib
+import dataclasses
+
 import numpy as np
 
 from keras_norm import parallel
@@ -32,27 +35,60 @@ ORDER = ("tune", "seeds", "noise", "grid", "fair", "groups", "lr_sweep", "batch_
          "shift", "bn_batch_stats", "bn_adapt", "mnist_c", "inside")
 EVALUATION = ("shift", "bn_batch_stats", "bn_adapt", "mnist_c", "inside")
 
+# --scale=tiny: every suite at the smallest shape that still fills every part of its JSON and figures (two seeds,
+# since an interval needs two; one epoch; the fewest cells, all of them cells of the full study; no SavedModel
+# export), so the whole pipeline runs in minutes on a small --data_path (a test split of more than 256 images:
+# MNIST-C adapts BN on 256 of them). Its numbers mean nothing.
+TINY_EPOCHS = 1
+TINY = {
+    "tune": dict(lrs=(tune.BEFORE["lr"],), dropouts=(tune.BEFORE["dropout"],)),
+    "seeds": dict(seeds=(0, 1)),
+    "grid": dict(penalties=("none",), seeds=(0, 1)),
+    "fair": dict(seeds=(0, 1), none_lrs=(0.05, 0.1)),
+    "groups": dict(seeds=(0, 1), names=("gn2", "gn4")),
+    "lr_sweep": dict(norms=("none",), lrs=(lr_sweep.LRS[2], lr_sweep.LRS[-1]), seeds=(0, 1), epochs=1),
+    "batch_sweep": dict(batch_sizes=(8, 16), norms=("bn",)),
+    "small_batch": dict(batch_sizes=(8,), seeds=(0, 1), epochs=1),
+    "bn_adapt": dict(sizes=(8,), names=("brightness", "inverted")),
+    "mnist_c": dict(names=("shot_noise", "brightness")),
+}
 
-def planned(name, base, options):
-    """The configs suite `name` trains (for fair and batch_sweep, the choosing runs and the cells at the recipe's
-    rate and the sqrt rule: the count is right, the chosen rate may differ)."""
+
+def scaled(base, options):
+    """(base, options, {suite: its arguments}) at `options.scale`."""
+    if options.scale == "full":
+        return base, options, {}
+    options = dataclasses.replace(options, sweep_epochs=TINY_EPOCHS, sweep_seeds=2)
+    return base.replace(epochs=TINY_EPOCHS, export=False), options, TINY
+
+
+def planned(name, base, options, kw=None):
+    """The configs suite `name` trains with arguments `kw` (for fair and batch_sweep, the choosing runs and the cells
+    at the recipe's rate and the sqrt rule: the count is right, the chosen rate may differ)."""
+    kw = kw or {}
     if name in EVALUATION:
         return []
     if name == "fair":
-        return [fair.cell(base, "none", 0, lr) for lr in fair.NONE_LRS] + [
-            fair.cell(base, n, s) for s in fair.SEEDS for n in fair.NORMS]
+        return [fair.cell(base, "none", 0, lr) for lr in kw.get("none_lrs", fair.NONE_LRS)] + [
+            fair.cell(base, n, s) for s in kw.get("seeds", fair.SEEDS) for n in fair.NORMS]
     if name == "groups":
-        return [groups.cell(base, v, s) for s in groups.SEEDS for v in groups.VARIANTS]
+        return [groups.cell(base, v, s) for s in kw.get("seeds", groups.SEEDS)
+                for v in kw.get("names", groups.VARIANTS)]
     if name == "small_batch":
-        return [c for *_, c in small_batch.configs(base, tuple(small_batch.VARIANTS), small_batch.BATCH_SIZES,
-                                                   small_batch.SEEDS)]
+        return [c for *_, c in small_batch.configs(base, tuple(small_batch.VARIANTS),
+                                                   kw.get("batch_sizes", small_batch.BATCH_SIZES),
+                                                   tuple(range(options.sweep_seeds)) if options.sweep_seeds
+                                                   else kw.get("seeds", small_batch.SEEDS),
+                                                   kw.get("epochs", small_batch.EPOCHS))]
     if name == "batch_sweep":
-        epochs, seed_list = options.sweep_epochs, tuple(range(options.sweep_seeds))
+        epochs, seed_list = options.sweep_epochs, tuple(range(options.sweep_seeds or batch_sweep.SEEDS))
+        norms = kw.get("norms", batch_sweep.NORMS)
         rule = [batch_sweep.cell(base, n, batch_sweep.RULE_BATCH, 0, epochs, r) for r in batch_sweep.RULES
-                for n in batch_sweep.NORMS]
-        return rule + batch_sweep.grid(base, epochs, batch_sweep.BATCH_SIZES, batch_sweep.NORMS, seed_list, "sqrt")
+                for n in norms]
+        return rule + batch_sweep.grid(base, epochs, kw.get("batch_sizes", batch_sweep.BATCH_SIZES), norms,
+                                       seed_list, "sqrt")
     return {"tune": tune.configs, "seeds": seeds.configs, "noise": noise.configs, "grid": grid.configs,
-            "lr_sweep": lr_sweep.configs}[name](base)
+            "lr_sweep": lr_sweep.configs}[name](base, **kw)
 
 
 def run_seconds(config):
@@ -63,9 +99,11 @@ def run_seconds(config):
 
 def table(base, options):
     """[{suite, runs, done, left, estimate_seconds}] in order, and the total estimate."""
+    base, options, kwargs = scaled(base, options)
     rows, per_epoch = [], []
     for name in ORDER:
-        configs = list({c.folder_name + c.outputs.artifacts_dir: c for c in planned(name, base, options)}.values())
+        configs = list({c.folder_name + c.outputs.artifacts_dir: c
+                        for c in planned(name, base, options, kwargs.get(name))}.values())
         seconds = [(c, run_seconds(c)) for c in configs]
         done = [s for _, s in seconds if s is not None]
         per_epoch += [s / c.learning.epochs for c, s in seconds if s]
@@ -88,7 +126,8 @@ def _minutes(seconds):
 
 def dry_run(base, options, log=print):
     rows, total = table(base, options)
-    log(f"suite all: {len(ORDER)} suites in this order, then the report (--jobs={parallel.default_jobs(options.jobs)})")
+    log(f"suite all: {len(ORDER)} suites in this order, then the report (--scale={options.scale}, "
+        f"--jobs={parallel.default_jobs(options.jobs)})")
     for r in rows:
         what = "evaluates models, no training" if r["suite"] in EVALUATION else \
             f"{r['runs']} runs: {r['done']} done, {r['left']} to train, about {_minutes(r['estimate_seconds'])}"
@@ -99,15 +138,19 @@ def dry_run(base, options, log=print):
 
 def run_all(base, options, runner, log=print):
     """Runs every suite in ORDER with `runner(name)` (the registry's); each skips what is done. An evaluation suite
-    whose models are not on this machine (they are not committed) is skipped with its reason; returns those."""
+    whose models are not on this machine (they are not committed) is skipped with its reason; returns those. At
+    --scale=tiny the runs share one pool of processes (parallel.reused_processes)."""
+    base, options, kwargs = scaled(base, options)
     skipped = []
-    for name in ORDER:
-        log(f"suite all: {name}")
-        try:
-            runner(name)(base, options)
-        except KerasNormError as e:
-            if name not in EVALUATION:
-                raise
-            skipped.append(name)
-            log(f"suite all: {name} skipped: {e}")
+    reuse = options.scale == "tiny" and not options.cluster
+    with parallel.reused_processes(options.jobs) if reuse else contextlib.nullcontext():
+        for name in ORDER:
+            log(f"suite all: {name}")
+            try:
+                runner(name)(base, options, **kwargs.get(name, {}))
+            except KerasNormError as e:
+                if name not in EVALUATION:
+                    raise
+                skipped.append(name)
+                log(f"suite all: {name} skipped: {e}")
     return skipped

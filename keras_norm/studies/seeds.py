@@ -49,16 +49,16 @@ def models_and_test_set(artifacts_dir):
     return (models, *data.raw_test_set(flags["data_path"], flags["test_limit"]))
 
 
-def configs(base):
+def configs(base, seeds=SEEDS):
     """The suite's runs; with op determinism, which removed the same-seed noise at no measured cost
     (artifacts/noise.json)."""
     folder = suite_dir(base.outputs.artifacts_dir)
-    return [base.replace(seed=s, artifacts_dir=folder, deterministic=True, **v) for s in SEEDS for v in VARIANTS]
+    return [base.replace(seed=s, artifacts_dir=folder, deterministic=True, **v) for s in seeds for v in VARIANTS]
 
 
-def run(base, options, log=print):
+def run(base, options, log=print, seeds=SEEDS):
     """Trains the suite from the `base` config; writes and returns suite.json's content."""
-    todo = configs(base)
+    todo = configs(base, seeds)
     jobs = parallel.default_jobs(options.jobs)
     fileio.check_writable(suite_dir(base.outputs.artifacts_dir))
     start = time.time()

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from keras_norm import data, fileio, parallel
+from keras_norm import data, fileio, parallel, studies
 from keras_norm.plotting import plt
 from keras_norm.report import stats
 from keras_norm.report.plots import save_figure
@@ -93,8 +93,9 @@ def plot(result, path):
         ci = np.array([result["test_error_ci95_logit"][variant][str(b)] for b in sizes]).T
         offset = 1 + 0.04 * (i - 2)  # side by side on the log axis, so the intervals do not hide each other
         xs = [b * offset for b in sizes]
-        ax.errorbar(xs, means, yerr=[np.array(means) - ci[0], ci[1] - np.array(means)], fmt="o-", capsize=3,
-                    color=f"C{i}", label=LABELS[variant])
+        # The interval is Student's t on the logit scale: with one outlying seed the mean can lie outside it.
+        ax.plot(xs, means, "o-", color=f"C{i}", label=LABELS[variant])
+        ax.vlines(xs, ci[0], ci[1], color=f"C{i}", linewidth=1.2)
         for x, b in zip(xs, sizes):
             ax.scatter([x] * len(rows[str(b)]), rows[str(b)], s=8, alpha=0.35, color=f"C{i}")
     ax.set_xscale("log", base=2)
@@ -103,17 +104,29 @@ def plot(result, path):
     ax.set_xlabel("batch size (images per step), log2 scale")
     ax.set_ylabel("final test error (%)")
     ax.set_title(f"Small batches and their remedies: {result['epochs']} epochs, lr·sqrt(B/64), no penalty, "
-                 f"seeds {', '.join(map(str, result['seeds']))}\nlines: mean with 95% interval; dots: seeds",
+                 f"seeds {', '.join(map(str, result['seeds']))}\nlines: mean; bars: 95% interval (t on the logit scale, "
+                 "inside [0, 100]); dots: seeds",
                  fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     save_figure(fig, path)
 
 
+def write(artifacts, result):
+    plot(result, os.path.join(artifacts, "small_batch.png"))
+    return result
+
+
+def replot(base, options, log=print):
+    """Redraws small_batch.png from small_batch.json (no runs needed)."""
+    return studies.redraw(base, "small_batch", write, "figure", log)
+
+
 def run(base, options, log=print, names=tuple(VARIANTS), batch_sizes=BATCH_SIZES, seeds=SEEDS, epochs=EPOCHS):
     artifacts = base.outputs.artifacts_dir
     fileio.check_writable(os.path.join(artifacts, "sweep"))
     start = time.time()
+    seeds = tuple(range(options.sweep_seeds)) if options.sweep_seeds else seeds  # fewer: a sweep still running
     todo = configs(base, names, batch_sizes, seeds, epochs)
     log(f"suite small_batch: {len(todo)} runs ({len(names)} variants x {len(batch_sizes)} batch sizes x "
         f"{len(seeds)} seeds), {epochs} epochs each")
@@ -121,6 +134,6 @@ def run(base, options, log=print, names=tuple(VARIANTS), batch_sizes=BATCH_SIZES
     error, batch_stats = per_cell(todo, results, data.raw_test_set(base.learning.data_path, base.learning.test_limit))
     result = dict(summarize(error, batch_stats, batch_sizes, seeds, epochs), wall_seconds=round(time.time() - start, 1))
     fileio.write_json(os.path.join(artifacts, "small_batch.json"), result)
-    plot(result, os.path.join(artifacts, "small_batch.png"))
+    write(artifacts, result)
     log(f"suite small_batch: done in {result['wall_seconds'] / 60:.1f} min")
     return result

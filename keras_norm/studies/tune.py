@@ -22,24 +22,24 @@ SEED = 0
 NORMED = tuple(v for v in VARIANTS if v["norm"] != "none")
 
 
-def recipes():
-    return [dict(lr=lr, dropout=d) for lr in LRS for d in DROPOUTS]
+def recipes(lrs=LRS, dropouts=DROPOUTS):
+    return [dict(lr=lr, dropout=d) for lr in lrs for d in dropouts]
 
 
 def run_name(recipe, variant):
     return f"tune_lr-{recipe['lr']:g}_dropout-{recipe['dropout']:g}_{variant['norm']}"
 
 
-def configs(base):
+def configs(base, lrs=LRS, dropouts=DROPOUTS):
     folder = os.path.join(base.outputs.artifacts_dir, "tune")
     return [base.replace(seed=SEED, deterministic=True, artifacts_dir=folder, run_name=run_name(r, v), **r, **v)
-            for r in recipes() for v in NORMED]
+            for r in recipes(lrs, dropouts) for v in NORMED]
 
 
-def summarize(results):
+def summarize(results, lrs=LRS, dropouts=DROPOUTS):
     """tune.json's content from the runs' metrics (validation numbers only)."""
     rows = []
-    for i, recipe in enumerate(recipes()):
+    for i, recipe in enumerate(recipes(lrs, dropouts)):
         mine = results[i * len(NORMED):(i + 1) * len(NORMED)]
         val = {v["norm"]: m["final_val_accuracy"] for v, m in zip(NORMED, mine)}
         rows.append(dict(recipe, final_val_accuracy=val, mean_final_val_accuracy=round(float(np.mean(
@@ -53,12 +53,12 @@ def summarize(results):
             "chosen": {k: chosen[k] for k in BEFORE}}
 
 
-def run(base, options, log=print):
-    todo = configs(base)
+def run(base, options, log=print, lrs=LRS, dropouts=DROPOUTS):
+    todo = configs(base, lrs, dropouts)
     fileio.check_writable(os.path.join(base.outputs.artifacts_dir, "tune"))
-    log(f"suite tune: {len(todo)} runs ({len(recipes())} recipes x bn/gn/ln, seed {SEED})")
+    log(f"suite tune: {len(todo)} runs ({len(recipes(lrs, dropouts))} recipes x bn/gn/ln, seed {SEED})")
     results, wall = parallel.train_checked("tune", todo, options.jobs)
-    summary = dict(summarize(results), wall_seconds=wall)
+    summary = dict(summarize(results, lrs, dropouts), wall_seconds=wall)
     fileio.write_json(os.path.join(base.outputs.artifacts_dir, "tune.json"), summary)
     log(f"suite tune: chosen {summary['chosen']}")
     return summary
