@@ -16,6 +16,7 @@ import time
 
 from keras_norm import cluster
 from keras_norm.errors import KerasNormError
+from keras_norm.run_folder import RunFolder, run_dir
 from keras_norm.worker import train_one
 
 _SPAWN = multiprocessing.get_context("spawn")  # TensorFlow starts fresh in each process
@@ -101,21 +102,41 @@ def train_all(configs, jobs=None, fresh_processes=False, progress=None):
     jobs = default_jobs(jobs)
     progress = progress or Progress(len(configs))
     try:
-        if _CLUSTER:
-            configs = [c.replace(threads=c.runtime.threads or 1) for c in configs]
-            return cluster.train_all(_CLUSTER["client"], configs, progress, _CLUSTER["runs_per_gpu"])
-        if jobs == 1 and not fresh_processes:
-            return [_reported(train_one(c), progress) for c in configs]
-        configs = [c.replace(threads=c.runtime.threads or 1) for c in configs]
-        if _REUSED:
-            return _in_pool(_REUSED["pool"], configs, progress)
-        # A fresh process per run: each run's peak memory (metrics.json) is its own, not the maximum over
-        # the runs a reused worker trained before. (Python 3.10 has no max_tasks_per_child.)
-        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=_SPAWN, **fresh) as pool:
-            return _in_pool(pool, configs, progress)
+        found = [found_finished(c) for c in configs]
+        for result in filter(None, found):
+            progress.update(result)
+        todo = [c for c, result in zip(configs, found) if result is None]
+        trained = iter(_train(todo, jobs, fresh_processes, progress) if todo else [])
+        return [result or next(trained) for result in found]
     finally:
         progress.close()
+
+
+def found_finished(config):
+    """The result of a run that finished before, read here instead of starting a process to find it (None: it
+    must train). Only where the run's folder is known before its data loads (a --data_path file; without one, the
+    offline fallback renames the run) and --overwrite is off."""
+    if not config.learning.data_path or config.outputs.overwrite or config.runtime.distribute != "none":
+        return None
+    done = RunFolder(run_dir(config)).finished_metrics()
+    return dict(done, skipped=True, folder=run_dir(config)) if done else None
+
+
+def _train(configs, jobs, fresh_processes, progress):
+    """Every config trained: on the cluster, in this process, in the shared pool or in fresh processes."""
+    if _CLUSTER:
+        configs = [c.replace(threads=c.runtime.threads or 1) for c in configs]
+        return cluster.train_all(_CLUSTER["client"], configs, progress, _CLUSTER["runs_per_gpu"])
+    if jobs == 1 and not fresh_processes:
+        return [_reported(train_one(c), progress) for c in configs]
+    configs = [c.replace(threads=c.runtime.threads or 1) for c in configs]
+    if _REUSED:
+        return _in_pool(_REUSED["pool"], configs, progress)
+    # A fresh process per run: each run's peak memory (metrics.json) is its own, not the maximum over
+    # the runs a reused worker trained before. (Python 3.10 has no max_tasks_per_child.)
+    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=_SPAWN, **fresh) as pool:
+        return _in_pool(pool, configs, progress)
 
 
 def _in_pool(pool, configs, progress):

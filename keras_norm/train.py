@@ -17,12 +17,8 @@ from keras_norm import model as model_lib
 from keras_norm.callbacks import EpochLog, TestEvaluation, ValidationBestCheckpoint
 from keras_norm.errors import KerasNormError
 from keras_norm.layer_stats import InsideStats
-from keras_norm.run_folder import RunFolder
+from keras_norm.run_folder import RunFolder, run_dir  # noqa: F401  (run_dir: also the suites')
 from keras_norm.schedules import make_schedule
-
-
-def run_dir(config):
-    return os.path.join(config.outputs.artifacts_dir, "runs", config.folder_name)
 
 
 def train(config, dataset=None, log=print, verbose="auto", engine_options=engine.Options()):

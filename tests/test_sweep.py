@@ -142,6 +142,36 @@ class GridTest(unittest.TestCase):
             self.assertIn(f"| none | L1 | {100 * saved['final_test_accuracy']['none']['L1'][0]:.3f} |", table)
 
 
+class FinishedRunsTest(unittest.TestCase):
+    def test_a_finished_run_is_read_without_a_process_and_only_the_others_train(self):
+        from unittest import mock
+
+        from keras_norm import parallel
+
+        with tempfile.TemporaryDirectory() as tmp:
+            base = RunConfig.create(data_path=os.path.join(tmp, "mnist.npz"), artifacts_dir=tmp)
+            done, left = base.replace(seed=0), base.replace(seed=1)
+            folder = RunFolder(train.run_dir(done))
+            folder.prepare(overwrite=True)
+            folder.write("metrics.json", {"status": "finished", "name": "ln", "seed": 0, "final_test_accuracy": 0.99})
+            trained = []
+
+            def fake_train(configs, jobs, fresh_processes, progress):
+                trained.extend(configs)
+                return [{"status": "finished", "name": "ln", "seed": c.learning.seed} for c in configs]
+
+            lines = []
+            with mock.patch.object(parallel, "_train", fake_train):
+                results = parallel.train_all([done, left], jobs=2, progress=parallel.Progress(2, out=lines.append))
+            self.assertEqual(trained, [left])
+            self.assertEqual((results[0]["skipped"], results[0]["folder"]), (True, folder.path))
+            self.assertEqual(results[1]["seed"], 1)
+            self.assertIn("found finished", lines[0])
+            self.assertIsNone(parallel.found_finished(done.replace(overwrite=True)))  # --overwrite trains it again
+            # Without a data file the offline fallback may rename the run: only its own process can tell.
+            self.assertIsNone(parallel.found_finished(done.replace(data_path=None)))
+
+
 class ProgressTest(unittest.TestCase):
     def test_plain_lines_count_the_runs_and_estimate_from_trained_ones_only(self):
         from unittest import mock
