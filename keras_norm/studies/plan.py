@@ -77,8 +77,7 @@ def planned(name, base, options, kw=None):
     if name == "small_batch":
         return [c for *_, c in small_batch.configs(base, tuple(small_batch.VARIANTS),
                                                    kw.get("batch_sizes", small_batch.BATCH_SIZES),
-                                                   tuple(range(options.sweep_seeds)) if options.sweep_seeds
-                                                   else kw.get("seeds", small_batch.SEEDS),
+                                                   small_batch.seed_list(options, kw.get("seeds", small_batch.SEEDS)),
                                                    kw.get("epochs", small_batch.EPOCHS))]
     if name == "batch_sweep":
         epochs, seed_list = options.sweep_epochs, tuple(range(options.sweep_seeds or batch_sweep.SEEDS))
