@@ -53,6 +53,22 @@ class EvaluationSuitesTest(unittest.TestCase):
         self.assertEqual(again["summary_pct"], saved["summary_pct"])
         self.assertTrue(os.path.exists(os.path.join(self.artifacts, "shift.png")))
 
+    def test_accuracy_is_keras_predicts_in_any_chunks(self):
+        import keras
+
+        from keras_norm import data
+        from keras_norm.run_folder import RunFolder
+        from keras_norm.studies.seeds import suite_models
+
+        path = suite_models(self.artifacts)["bn"][0][1]
+        model = keras.saving.load_model(os.path.join(path, "model.keras"))
+        ds = RunFolder(path).read("config.json")["dataset"]
+        images, labels = data.raw_test_set(self.base.learning.data_path)
+        x = model_lib.model_input(model, images, ds["pixel_mean"], ds["pixel_std"])
+        expected = float(np.mean(model.predict(x, verbose=0).argmax(1) == labels))
+        for batch in (16, 1000):  # 40 images: chunks of 16, 16 and 8, or one
+            self.assertEqual(shift.accuracy(model, images, labels, ds["pixel_mean"], ds["pixel_std"], batch), expected)
+
     def test_transforms_change_the_images_and_stay_in_range(self):
         self.assertEqual(set(shift.CLEAN), set(shift.TRANSFORMS))  # every curve has its clean point
         x = np.zeros((2, 28, 28), np.float32)
