@@ -22,10 +22,10 @@ HISTORY_KEYS = ("epoch", "loss", "accuracy", "xent", "val_loss", "val_accuracy",
                 "test_accuracy", "test_xent", "seconds")
 
 
-
 def run_dir(config):
     """The folder of a run: <artifacts>/runs/<its name>."""
     return os.path.join(config.outputs.artifacts_dir, "runs", config.folder_name)
+
 
 class RunFolder:
     def __init__(self, path):

@@ -17,7 +17,7 @@ from keras_norm import model as model_lib
 from keras_norm.callbacks import EpochLog, TestEvaluation, ValidationBestCheckpoint
 from keras_norm.errors import KerasNormError
 from keras_norm.layer_stats import InsideStats
-from keras_norm.run_folder import RunFolder, run_dir  # noqa: F401  (run_dir: also the suites')
+from keras_norm.run_folder import RunFolder, run_dir
 from keras_norm.schedules import make_schedule
 
 

@@ -17,8 +17,7 @@ import numpy as np
 from keras_norm import fileio, parallel
 from keras_norm.plotting import plt
 from keras_norm.report.plots import save_figure
-from keras_norm.run_folder import RunFolder
-from keras_norm.train import run_dir
+from keras_norm.run_folder import RunFolder, run_dir
 
 LRS = tuple(round(10 ** (-2 + 0.4 * k), 4) for k in range(6))  # 0.01, 0.0251, 0.0631, 0.1585, 0.3981, 1.0
 NORMS = ("bn", "gn", "ln", "none")

@@ -13,7 +13,7 @@ import os
 
 from keras_norm import fileio
 from keras_norm.config import DEFAULT_GROUPS, Learning
-from keras_norm.run_folder import RunFolder
+from keras_norm.run_folder import RunFolder, run_dir
 
 FAIR_NORMS = ("bn", "gn", "ln", "none")
 FAIR_PLACES = ("fair", "grid", "seeds")  # the fair suite's runs, and those of the suites it found them in
@@ -77,7 +77,6 @@ def groups_models(base):
     """{variant: [(seed, run folder)]} of the group-count suite's cells that kept a model.keras (gn1 and gn4 are
     the fair comparison's LN and GN runs)."""
     from keras_norm.studies import groups
-    from keras_norm.train import run_dir
 
     out = {}
     for variant in groups.VARIANTS:

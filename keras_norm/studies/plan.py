@@ -15,7 +15,7 @@ import numpy as np
 
 from keras_norm import parallel
 from keras_norm.errors import KerasNormError
-from keras_norm.run_folder import RunFolder
+from keras_norm.run_folder import RunFolder, run_dir
 from keras_norm.studies import (
     batch_sweep,
     fair,
@@ -27,7 +27,6 @@ from keras_norm.studies import (
     small_batch,
     tune,
 )
-from keras_norm.train import run_dir
 
 # Dependency order: tune chose the recipe the others use; fair finds the grid's and the seeds suite's runs, groups
 # the fair suite's; the evaluation suites read the models the training suites left.
