@@ -100,10 +100,11 @@ class DemoPageTest(unittest.TestCase):
         cls.server.server_close()
 
     def rows(self):
-        from selenium.webdriver.common.by import By
-
-        return {r.get_attribute("data-model"): r.find_elements(By.TAG_NAME, "td")[1].text
-                for r in self.browser.find_elements(By.CSS_SELECTOR, "#predictions tbody tr")}
+        # Read in one script: the page replaces the table's rows on every answer, so rows found one call earlier
+        # can be gone by the next (a stale element).
+        return dict(self.browser.execute_script(
+            "return Array.from(document.querySelectorAll('#predictions tbody tr'))"
+            ".map(r => [r.dataset.model, r.cells[1].textContent.trim()]);"))
 
     def wait_for(self, condition):
         from selenium.webdriver.support.ui import WebDriverWait

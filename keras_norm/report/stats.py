@@ -39,9 +39,10 @@ def mean_ci(values):
 def welch(a, b):
     """(mean(a) - mean(b), (low, high)): Welch's 95% interval of the difference."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    diff = float(a.mean() - b.mean())
-    if len(a) < 2 or len(b) < 2:
+    if len(a) < 2 or len(b) < 2:  # an empty cell (a run still missing) has no mean either
+        diff = float(a.mean() - b.mean()) if len(a) and len(b) else float("nan")
         return diff, (float("nan"), float("nan"))
+    diff = float(a.mean() - b.mean())
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
     if se == 0:
