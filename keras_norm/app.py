@@ -33,6 +33,8 @@ def run(config, mode="train", suite=None, suite_options=SuiteOptions(), bench_op
             _check_predict(*predict[:2])
         if mode == "suite" and suite_options.scale == "tiny":
             _check_tiny_folder(config.outputs.artifacts_dir)
+        if mode == "suite" and config.learning.data_path and not suite_options.replot:
+            _check_data(config.learning.data_path)
         if not 0 <= port <= 65535:
             raise KerasNormError(f"--port must be in [0, 65535] (0: any free port), got {port}")
         return _dispatch(config, mode, suite, suite_options, bench_options, report, runs, predict, port)
@@ -47,6 +49,14 @@ def _check_predict(paths, run_name):
     empty = [p for p in paths if not p.strip()]
     if empty or not paths:
         raise KerasNormError("--predict needs one or more image paths, separated by commas")
+
+
+def _check_data(path):
+    """A suite's data file, read once here: a bad one is one error line before any run starts or any folder is
+    made (each run's process would find it bad again)."""
+    from keras_norm import data
+
+    data.validate(*data.load_npz(path), origin=f"npz:{path}")
 
 
 def _check_tiny_folder(artifacts):

@@ -10,7 +10,10 @@ import os
 import tempfile
 import unittest
 
-from keras_norm.studies import batch_sweep, small_batch
+import numpy as np
+
+from keras_norm.config import RunConfig, SuiteOptions
+from keras_norm.studies import batch_sweep, bn_adapt, bn_batch_stats, mnist_c, plan, shift, small_batch
 from tests import helpers
 
 COMMITTED = os.path.join(helpers.ROOT, "artifacts")
@@ -51,6 +54,7 @@ class WholeStudyTest(unittest.TestCase):
         cls.flags = ("--suite=all", "--scale=tiny", f"--data_path={cls.npz}", f"--artifacts_dir={cls.artifacts}",
                      "--jobs=2")
         cls.code, cls.out, cls.err = helpers.run_main(*cls.flags, timeout=900)
+        cls.base = RunConfig.create(data_path=cls.npz, artifacts_dir=cls.artifacts, epochs=1, export=False)
 
     @classmethod
     def tearDownClass(cls):
@@ -144,3 +148,91 @@ class WholeStudyTest(unittest.TestCase):
         self.assertEqual(sorted(noise["runs"]), ["deterministic_a", "deterministic_b", "free_a", "free_b"])
         self.assertTrue(noise["deterministic_identical_histories"])
         self.assertEqual(noise["deterministic_same_seed_diff_pp"], 0)
+
+    def test_shift_evaluates_every_model_on_every_transform_and_replots_from_its_json(self):
+        saved = self.read("shift.json")
+        self.assertEqual(set(saved["transforms"]), set(shift.TRANSFORMS) | {"clean"})
+        for name, (severities, _) in shift.TRANSFORMS.items():
+            entry = saved["transforms"][name]
+            self.assertEqual(entry["severities"], list(severities))
+            self.assertEqual([len(per) for per in entry["accuracy"]["bn"]], [2] * len(severities))  # 2 seeds
+        for per_norm in saved["summary_pct"].values():  # every interval inside [0, 100]
+            for cells in per_norm.values():
+                for cell in cells:
+                    low, high = cell["ci95_logit"] if cell["ci95_logit"] else (cell["mean"], cell["mean"])
+                    self.assertTrue(0 <= cell["min"] <= cell["max"] <= 100 and 0 <= low <= high <= 100, cell)
+        again = shift.replot(self.base, SuiteOptions(replot=True), log=lambda *a, **k: None)  # from the JSON alone
+        self.assertEqual((again["transforms"], again["summary_pct"]), (saved["transforms"], saved["summary_pct"]))
+
+    def test_the_shift_accuracy_is_keras_predicts_in_any_chunks(self):
+        import keras
+
+        from keras_norm import data
+        from keras_norm import model as model_lib
+        from keras_norm.run_folder import RunFolder
+        from keras_norm.studies.seeds import suite_models
+
+        path = suite_models(self.artifacts)["bn"][0][1]
+        model = keras.saving.load_model(os.path.join(path, "model.keras"))
+        ds = RunFolder(path).read("config.json")["dataset"]
+        images, labels = data.raw_test_set(self.npz)
+        x = model_lib.model_input(model, images, ds["pixel_mean"], ds["pixel_std"])
+        expected = float(np.mean(model.predict(x, verbose=0).argmax(1) == labels))
+        for batch in (128, 1000):  # 300 images: chunks of 128, 128 and 44, or one
+            for compiled in (True, False):
+                self.assertEqual(shift.accuracy(model, images, labels, ds["pixel_mean"], ds["pixel_std"], batch,
+                                                compiled), expected)
+
+    def test_bn_batch_statistics_are_paired_and_gn_ln_are_batch_invariant(self):
+        saved = self.read("bn_batch_stats.json")
+        self.assertEqual(len(saved["bn"]["moving_statistics"]), 2)
+        self.assertEqual(saved["batch_sizes"], list(bn_batch_stats.BATCH_SIZES))
+        for norm in ("gn", "ln"):
+            for check in saved["batch_invariance"][norm]:
+                self.assertTrue(check["same_predictions"])
+                self.assertLess(check["max_abs_logit_diff"], 1e-4)
+        paired = saved["batch_minus_moving_paired"]  # the same model measured two ways: paired over seeds
+        self.assertEqual(sorted(paired, key=int), [str(b) for b in bn_batch_stats.BATCH_SIZES])
+        moving = np.asarray(saved["bn"]["moving_statistics"])
+        for b, row in paired.items():
+            gap = 100 * (np.asarray(saved["bn"]["batch_statistics"][b]) - moving)
+            self.assertAlmostEqual(row["difference_pp"], float(gap.mean()), places=3)
+            self.assertEqual(row["real"], row["p_holm"] < 0.05)
+
+    def test_bn_adapt_compares_frozen_and_adapted_statistics_on_every_shift(self):
+        saved, tiny = self.read("bn_adapt.json"), plan.TINY["bn_adapt"]
+        self.assertEqual(saved["seeds"]["seeds"], [0, 1])  # the BN models only
+        modes = {"frozen", "all"} | {str(n) for n in tiny["sizes"]}
+        for source, entry in saved["sources"].items():
+            self.assertEqual(set(entry), {*tiny["names"], "clean"}, source)
+            for shifted in entry.values():
+                self.assertEqual(set(shifted) - {"severities"}, modes)
+                for mode in modes:
+                    self.assertEqual([len(per_seed) for per_seed in shifted[mode]], [2] * len(shifted["severities"]))
+        again = bn_adapt.replot(self.base, SuiteOptions(replot=True), log=lambda *a, **k: None)  # from the JSON
+        self.assertEqual(again["sources"], saved["sources"])
+
+    def test_mnist_c_measures_every_model_frozen_and_bn_adapted(self):
+        saved, names = self.read("mnist_c.json"), plan.TINY["mnist_c"]["names"]
+        adapted = {f"seeds/bn adapted ({n})" for n in ("all", mnist_c.ADAPT_SIZE)}
+        self.assertLessEqual({"seeds/bn", "seeds/gn", "seeds/ln"} | adapted, set(saved["clean"]))
+        self.assertEqual(set(saved["corruptions"]), set(names))
+        for name in names:
+            self.assertEqual(set(saved["corruptions"][name]), set(saved["clean"]))
+            self.assertEqual(len(saved["corruptions"][name]["seeds/bn"]), 2)  # one value per seed
+        for variant, mce in saved["mean_corruption_error_pct"].items():
+            errors = [100 * (1 - np.mean([saved["corruptions"][n][variant][i] for n in names]))
+                      for i in range(len(saved["corruptions"][names[0]][variant]))]
+            self.assertEqual(mce["per_seed"], [round(e, 3) for e in errors])
+        self.assertIn("seeds/bn adapted (all)", saved["comparisons"]["adapted_minus_frozen_pp"])
+        again = mnist_c.replot(self.base, SuiteOptions(replot=True), log=lambda *a, **k: None)  # from the JSON
+        self.assertEqual(again["mean_corruption_error_pct"], saved["mean_corruption_error_pct"])
+
+    def test_inside_gathers_every_epoch_of_every_norm(self):
+        inside = self.read("inside.json")["norms"]
+        self.assertEqual(inside["bn"]["seeds"], [0, 1])
+        for norm in ("bn", "gn", "ln"):
+            entry = inside[norm]
+            self.assertEqual(entry["layers"], ["conv1", "conv2", "conv3", "conv4", "conv5"])
+            self.assertEqual(np.array(entry["grad_norm"]).shape, (1, 5))  # 1 epoch, 5 blocks
+            self.assertTrue(np.all(np.array(entry["grad_norm"]) > 0))

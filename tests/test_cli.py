@@ -80,8 +80,9 @@ class BadInputTest(unittest.TestCase):
             self.bad_labels: "labels",
         }
         for path, message in cases.items():
-            with self.subTest(path=path):
-                self.assert_clean_failure(f"--data_path={path}", message=message)
+            for suite in ((), ("--suite=seeds",), ("--suite=all", "--scale=tiny")):  # a suite: before any run starts
+                with self.subTest(path=path, suite=suite):
+                    self.assert_clean_failure(f"--data_path={path}", *suite, message=message)
 
     def test_unwritable_artifacts_dir(self):
         self.assert_clean_failure(f"--data_path={self.npz}", f"--artifacts_dir={self.a_file}/out",

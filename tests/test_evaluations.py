@@ -1,5 +1,5 @@
-"""The evaluation suites over the seeds suite's models (input shift, BN's batch statistics), on tiny data,
-and the batch independence of GN and LN."""
+"""What the evaluation suites rest on: the shifts, the layer probe, the batch independence of GN and LN, which models
+count as the fair comparison's (the suites themselves run on the whole study's models in test_all_suites.py)."""
 
 import os
 import tempfile
@@ -7,67 +7,15 @@ import unittest
 
 import numpy as np
 
-from keras_norm import layer_stats, train
+from keras_norm import layer_stats
 from keras_norm import model as model_lib
 from keras_norm.config import RunConfig, SuiteOptions
 from keras_norm.errors import KerasNormError
-from keras_norm.studies import bn_batch_stats, shift
-from keras_norm.studies import inside as inside_suite
-from keras_norm.studies.seeds import suite_dir
-from tests import helpers
+from keras_norm.studies import shift
 
 
 class EvaluationSuitesTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        npz = helpers.write_small_npz(cls.tmp.name, n_train=192, n_test=40)
-        cls.artifacts = os.path.join(cls.tmp.name, "artifacts")
-        cls.base = RunConfig.create(data_path=npz, artifacts_dir=cls.artifacts, epochs=1, batch_size=32, export=False)
-        for norm, seed in (("bn", 0), ("bn", 1), ("gn", 0), ("ln", 0)):
-            config = cls.base.replace(norm=norm, seed=seed, artifacts_dir=suite_dir(cls.artifacts))
-            train.train(config, log=lambda *a, **k: None, verbose=0)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    def test_shift_evaluates_every_model_on_every_transform(self):
-        result = shift.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
-        saved = helpers.read_json(os.path.join(self.artifacts, "shift.json"))
-        self.assertEqual(set(saved["transforms"]), set(shift.TRANSFORMS) | {"clean"})
-        for name, (severities, _) in shift.TRANSFORMS.items():
-            entry = saved["transforms"][name]
-            self.assertEqual(entry["severities"], list(severities))
-            self.assertEqual([len(per) for per in entry["accuracy"]["bn"]], [2] * len(severities))  # 2 seeds
-        self.assertEqual(result["seeds"]["bn"], [0, 1])
-        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "shift.png")))
-        for name, per_norm in saved["summary_pct"].items():  # every interval inside [0, 100]
-            for cells in per_norm.values():
-                for cell in cells:
-                    low, high = cell["ci95_logit"] if cell["ci95_logit"] else (cell["mean"], cell["mean"])
-                    self.assertTrue(0 <= cell["min"] <= cell["max"] <= 100 and 0 <= low <= high <= 100, cell)
-        os.remove(os.path.join(self.artifacts, "shift.png"))
-        again = shift.replot(self.base, SuiteOptions(replot=True), log=lambda *a, **k: None)  # from the JSON alone
-        self.assertEqual(again["transforms"], saved["transforms"])
-        self.assertEqual(again["summary_pct"], saved["summary_pct"])
-        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "shift.png")))
-
-    def test_accuracy_is_keras_predicts_in_any_chunks(self):
-        import keras
-
-        from keras_norm import data
-        from keras_norm.run_folder import RunFolder
-        from keras_norm.studies.seeds import suite_models
-
-        path = suite_models(self.artifacts)["bn"][0][1]
-        model = keras.saving.load_model(os.path.join(path, "model.keras"))
-        ds = RunFolder(path).read("config.json")["dataset"]
-        images, labels = data.raw_test_set(self.base.learning.data_path)
-        x = model_lib.model_input(model, images, ds["pixel_mean"], ds["pixel_std"])
-        expected = float(np.mean(model.predict(x, verbose=0).argmax(1) == labels))
-        for batch in (16, 1000):  # 40 images: chunks of 16, 16 and 8, or one
-            self.assertEqual(shift.accuracy(model, images, labels, ds["pixel_mean"], ds["pixel_std"], batch), expected)
+    """The suites themselves run in the whole study's test (test_all_suites.py), on the models it trains."""
 
     def test_transforms_change_the_images_and_stay_in_range(self):
         self.assertEqual(set(shift.CLEAN), set(shift.TRANSFORMS))  # every curve has its clean point
@@ -81,78 +29,11 @@ class EvaluationSuitesTest(unittest.TestCase):
                     self.assertGreater(float(np.abs(y - x).max()), 0.05)
                     self.assertTrue(0.0 <= y.min() and y.max() <= 1.0)
 
-    def test_bn_batch_statistics_and_gn_ln_invariance(self):
-        result = bn_batch_stats.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
-        self.assertEqual(len(result["bn"]["moving_statistics"]), 2)
-        self.assertEqual(sorted(result["bn"]["batch_statistics"], key=int), [str(b) for b in bn_batch_stats.BATCH_SIZES])
-        for norm in ("gn", "ln"):
-            [check] = result["batch_invariance"][norm]
-            self.assertTrue(check["same_predictions"])
-            self.assertLess(check["max_abs_logit_diff"], 1e-4)
-        saved = helpers.read_json(os.path.join(self.artifacts, "bn_batch_stats.json"))
-        self.assertEqual(saved["batch_sizes"], list(bn_batch_stats.BATCH_SIZES))
-        paired = saved["batch_minus_moving_paired"]  # the same model measured two ways: paired over seeds
-        self.assertEqual(sorted(paired, key=int), [str(b) for b in bn_batch_stats.BATCH_SIZES])
-        moving = np.asarray(result["bn"]["moving_statistics"])
-        for b, row in paired.items():
-            gap = 100 * (np.asarray(result["bn"]["batch_statistics"][b]) - moving)
-            self.assertAlmostEqual(row["difference_pp"], float(gap.mean()), places=3)
-            self.assertEqual(row["real"], row["p_holm"] < 0.05)
-
-    def test_bn_adapt_compares_frozen_and_adapted_statistics_on_every_shift(self):
-        from keras_norm.studies import bn_adapt
-
-        result = bn_adapt.run(self.base, SuiteOptions(), log=lambda *a, **k: None, sizes=(8, 16),
-                              names=("brightness", "inverted"))
-        saved = helpers.read_json(os.path.join(self.artifacts, "bn_adapt.json"))
-        self.assertEqual(saved["seeds"], {"seeds": [0, 1]})  # the BN models only
-        entry = saved["sources"]["seeds"]
-        self.assertEqual(set(entry), {"brightness", "inverted", "clean"})
-        for name, shifted in entry.items():
-            self.assertEqual(set(shifted) - {"severities"}, {"frozen", "all", "8", "16"})
-            for mode in ("frozen", "all", "8", "16"):
-                self.assertEqual([len(per_seed) for per_seed in shifted[mode]], [2] * len(shifted["severities"]))
-        self.assertEqual(result["sources"], saved["sources"])
-        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "bn_adapt.png")))
-        os.remove(os.path.join(self.artifacts, "bn_adapt.png"))
-        bn_adapt.replot(self.base, SuiteOptions(replot=True), log=lambda *a, **k: None)  # from the JSON alone
-        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "bn_adapt.png")))
-
-    def test_mnist_c_measures_every_model_frozen_and_bn_adapted(self):
-        from keras_norm.studies import mnist_c
-
-        names = ("brightness", "stripe")
-        result = mnist_c.run(self.base, SuiteOptions(), log=lambda *a, **k: None, names=names, adapt_size=16)
-        saved = helpers.read_json(os.path.join(self.artifacts, "mnist_c.json"))
-        self.assertEqual(saved["corruptions"], result["corruptions"])
-        variants = {"seeds/bn", "seeds/bn adapted (all)", "seeds/bn adapted (16)", "seeds/gn", "seeds/ln"}
-        self.assertEqual(set(saved["clean"]), variants)  # the BN models also adapted; GN and LN as they are
-        for name in names:
-            self.assertEqual(set(saved["corruptions"][name]), variants)
-            self.assertEqual(len(saved["corruptions"][name]["seeds/bn"]), 2)  # one value per seed
-        for variant, mce in saved["mean_corruption_error_pct"].items():
-            errors = [100 * (1 - np.mean([saved["corruptions"][n][variant][i] for n in names]))
-                      for i in range(len(saved["seeds"][variant.split(" ")[0]]))]
-            self.assertEqual(mce["per_seed"], [round(e, 3) for e in errors])
-        self.assertIn("seeds/bn adapted (all)", saved["comparisons"]["adapted_minus_frozen_pp"])
-        for figure in ("mnist_c.png", "mnist_c_gallery.png"):
-            self.assertTrue(os.path.exists(os.path.join(self.artifacts, figure)))
-        again = mnist_c.replot(self.base, SuiteOptions(replot=True), log=lambda *a, **k: None)  # from the JSON alone
-        self.assertEqual(again["mean_corruption_error_pct"], saved["mean_corruption_error_pct"])
-
-    def test_inside_gathers_every_epoch_of_every_norm(self):
-        result = inside_suite.run(self.base, SuiteOptions(), log=lambda *a, **k: None)
-        self.assertEqual(result["bn"]["seeds"], [0, 1])
-        for norm in ("bn", "gn", "ln"):
-            entry = result[norm]
-            self.assertEqual(entry["layers"], ["conv1", "conv2", "conv3", "conv4", "conv5"])
-            self.assertEqual(np.array(entry["grad_norm"]).shape, (1, 5))  # 1 epoch, 5 blocks
-            self.assertTrue(np.all(np.array(entry["grad_norm"]) > 0))
-        self.assertTrue(os.path.exists(os.path.join(self.artifacts, "inside.png")))
-
     def test_without_suite_models_it_says_so(self):
-        with self.assertRaisesRegex(KerasNormError, "--suite=seeds"):
-            shift.run(self.base.replace(artifacts_dir=os.path.join(self.tmp.name, "empty")), SuiteOptions())
+        with tempfile.TemporaryDirectory() as tmp:
+            base = RunConfig.create(artifacts_dir=os.path.join(tmp, "empty"))
+            with self.assertRaisesRegex(KerasNormError, "--suite=seeds"):
+                shift.run(base, SuiteOptions())
 
 
 class InsideProbeTest(unittest.TestCase):
@@ -192,10 +73,6 @@ class BatchIndependenceTest(unittest.TestCase):
                     self.assertEqual(differs, norm == "bn" and training)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class StudyModelsTest(unittest.TestCase):
     def test_a_fair_cell_is_a_plain_norm_without_penalty_at_its_peak_rate(self):
         from keras_norm.studies import models
@@ -208,3 +85,7 @@ class StudyModelsTest(unittest.TestCase):
                        dict(norm="ln", ln_impl="layer"), dict(batch_size=8), dict(lr=0.1), dict(norm="in")):
             with self.subTest(change=change):
                 self.assertFalse(models.is_fair_cell(dict(plain, **change), peak))
+
+
+if __name__ == "__main__":
+    unittest.main()

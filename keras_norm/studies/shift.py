@@ -25,11 +25,14 @@ from keras_norm.studies import models as study_models
 from keras_norm.studies.seeds import models_and_test_set
 
 
-def accuracy(model, images, labels, mean, std, batch=1000):
-    """Top-1 accuracy on `images` in [0, 1]: the model called in inference mode (BN's moving statistics), `batch`
-    images at a time: the logits of model.predict, bit for bit, without its setup on every call."""
+def accuracy(model, images, labels, mean, std, batch=1000, compiled=True):
+    """Top-1 accuracy on `images` in [0, 1]: the model in inference mode (BN's moving statistics), `batch` images
+    at a time: the logits of model.predict, bit for bit, without the dataset setup predict makes on every call.
+    `compiled`: through Keras's compiled predict step (`predict_on_batch`, traced once per model and kept: for a
+    model evaluated many times); else called eagerly (a model used once: no tracing to pay for)."""
     x = model_lib.model_input(model, images, mean, std)
-    logits = np.concatenate([np.asarray(model(x[i:i + batch], training=False)) for i in range(0, len(x), batch)])
+    call = model.predict_on_batch if compiled else lambda chunk: model(chunk, training=False)
+    logits = np.concatenate([np.asarray(call(x[i:i + batch])) for i in range(0, len(x), batch)])
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
