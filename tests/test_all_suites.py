@@ -142,6 +142,14 @@ class WholeStudyTest(unittest.TestCase):
                                          "metrics.json"))
             self.assertEqual(errors[0][0], round(100 * (1 - run["final_test_accuracy"]), 3))
         self.assertEqual(set(sweep["bn_batch_statistics_test_error"]), {"bn"})
+        tests = {f["name"]: f["test"] for f in sweep["differences"]}
+        self.assertEqual(tests["bn batch statistics - moving statistics"], "paired t")  # the same models, twice
+        for family in sweep["differences"]:
+            for row in family["by_batch"].values():
+                self.assertEqual(row["real"], row["p_holm"] is not None and row["p_holm"] < 0.05)
+        for rows in sweep["test_error_ci95_logit"].values():
+            for low, high in rows:
+                self.assertTrue(0 <= low <= high <= 100)
 
     def test_noise_suite_determinism_gives_identical_histories(self):
         noise = self.read("noise.json")

@@ -89,21 +89,25 @@ class ReportTest(unittest.TestCase):
         self.assertEqual([r["name"] for r in results["runs"]], ["bn_l1-1e-05", "gn_l1-1e-05"])
         for entry in results["runs"]:
             for key in ("name", "norm", "params", "seeds", "train_size", "val_size", "test_size", "epochs",
-                        "final_test_accuracy", "test_accuracy_at_val_best", "ci95"):
+                        "final_test_accuracy", "test_accuracy_at_val_best", "ci95_logit"):
                 self.assertIn(key, entry)
             self.assertEqual(entry["seeds"], [0, 1, 2])
-            low, high = entry["ci95"]
+            low, high = entry["ci95_logit"]
+            self.assertTrue(0 <= low and high <= 1)
             self.assertLess(low, float(np.mean(entry["final_test_accuracy"])))
             self.assertGreater(high, float(np.mean(entry["final_test_accuracy"])))
         history = helpers.read_json(os.path.join(self.artifacts, "seeds", "runs", "bn_l1-1e-05", "history.json"))["epochs"]
         self.assertAlmostEqual(results["runs"][0]["final_test_accuracy"][0], history[-1]["test_accuracy"], places=6)
         [pair] = results["pairs"]
         self.assertEqual((pair["a"], pair["b"]), ("bn_l1-1e-05", "gn_l1-1e-05"))
-        diff, ci = stats.welch(results["runs"][0]["final_test_accuracy"], results["runs"][1]["final_test_accuracy"])
+        diff, ci, p = stats.welch_test(results["runs"][0]["final_test_accuracy"],
+                                       results["runs"][1]["final_test_accuracy"])
         self.assertAlmostEqual(pair["diff"], diff, places=6)
+        self.assertAlmostEqual(pair["p"], p, places=3)  # from the unrounded accuracies
+        self.assertEqual(pair["p_holm"], pair["p"])  # one pair: Holm changes nothing
+        self.assertEqual(pair["real"], p < 0.05)
         markdown = helpers.read_text(os.path.join(self.artifacts, "report.md"))
-        verdict = "real" if stats.excludes_zero(ci) else "not distinguishable"
-        self.assertIn(f"| {verdict} |", markdown)
+        self.assertIn(f"| {'real' if p < 0.05 else 'not distinguishable'} |", markdown)
 
     def test_malformed_history_is_reported_and_others_render(self):
         broken = os.path.join(self.artifacts, "seeds", "runs", "gn_l1-1e-05_seed-2", "history.json")

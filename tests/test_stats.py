@@ -30,8 +30,12 @@ class StatsTest(unittest.TestCase):
         self.assertTrue(stats.excludes_zero((low, high)) == (high < 0))
 
     def test_a_contrast_of_one_block_is_welch(self):
+        from scipy import stats as scipy_stats
+
         a, b = [1.0, 2.0, 3.0], [4.0, 6.0, 8.0]
         self.assertEqual(stats.contrast([(a, b)]), stats.welch(a, b))
+        _, _, p = stats.contrast_test([(a, b)])
+        self.assertAlmostEqual(p, scipy_stats.ttest_ind(a, b, equal_var=False).pvalue, places=12)
 
     def test_a_contrast_averages_blocks_and_ignores_their_offsets(self):
         # Two blocks with very different levels but the same gap of 1: the gap is measured, the levels are not noise.
@@ -46,6 +50,7 @@ class StatsTest(unittest.TestCase):
         self.assertAlmostEqual(low, 1.0 - half, places=9)
         self.assertAlmostEqual(high, 1.0 + half, places=9)
         self.assertTrue(stats.excludes_zero((low, high)))
+        self.assertAlmostEqual(stats.contrast_test(pairs)[2], 2 * scipy_stats.t.sf(1.0 / math.sqrt(var), df), places=12)
         self.assertTrue(math.isnan(stats.contrast([([1.0], [2.0, 3.0])])[1][0]))  # one value: no interval
 
     def test_json_forms_of_intervals_have_no_nan(self):

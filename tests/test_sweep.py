@@ -23,19 +23,31 @@ class SweepTest(unittest.TestCase):
             self.assertEqual([c.learning.seed for c in cells[:21]], [0] * 21)  # seed by seed: whole curves first
 
     def test_intervals_of_cells_and_differences(self):
-        fake = {"test_error_per_seed": {"bn": [[1.0, 1.2], [0.9]], "gn": [[0.6, 0.7], [0.5, 0.5]]},
-                "bn_batch_statistics_test_error_per_seed": {"bn": [[2.0, 2.1], []]}}
+        from scipy import stats as scipy_stats
+
+        fake = {"batch_sizes": [8, 2],
+                "test_error_per_seed": {"bn": [[0.1, 1.5], [0.9]], "gn": [[0.6, 0.7], [0.5, 0.5]]},
+                "bn_batch_statistics_test_error_per_seed": {"bn": [[1.2, 2.3], []]}}
         out = sweep.intervals(fake)
-        low, high = out["test_error_ci95"]["bn"][0]
-        self.assertLess(low, 1.1)
-        self.assertGreater(high, 1.1)
-        self.assertIsNone(out["test_error_ci95"]["bn"][1])  # one seed: no interval
-        self.assertIsNone(out["differences_ci95"]["bn-gn"][1])
-        diff, low, high = out["differences_ci95"]["bn-gn"][0]
-        self.assertAlmostEqual(diff, 0.45)
-        self.assertLess(low, diff)
-        self.assertGreater(high, diff)
-        self.assertAlmostEqual(out["differences_ci95"]["bn_batch_statistics-bn"][0][0], 0.95)
+        low, high = out["test_error_ci95_logit"]["bn"][0]
+        self.assertTrue(0 <= low < 0.8 < high <= 100)  # Student's t on the errors would reach below 0
+        self.assertLess(scipy_stats.t.interval(0.95, 1, loc=0.8, scale=0.7)[0], 0)
+        self.assertIsNone(out["test_error_ci95_logit"]["bn"][1])  # one seed: no interval
+        families = {f["name"]: f for f in out["differences"]}
+        welch = families["bn - gn"]
+        self.assertEqual(welch["test"], "Welch")
+        self.assertIsNone(welch["by_batch"]["2"]["p"])  # one seed: no test, and no verdict
+        self.assertFalse(welch["by_batch"]["2"]["real"])
+        row = welch["by_batch"]["8"]
+        self.assertAlmostEqual(row["difference_pp"], 0.15)
+        self.assertEqual(row["p"], round(scipy_stats.ttest_ind([0.1, 1.5], [0.6, 0.7], equal_var=False).pvalue, 6))
+        self.assertEqual(row["p_holm"], row["p"])  # the only test of its family
+        # BN's batch statistics and its moving ones: the same two models, so the difference is paired
+        paired = families["bn batch statistics - moving statistics"]
+        self.assertEqual(paired["test"], "paired t")
+        ci = scipy_stats.ttest_rel([1.2, 2.3], [0.1, 1.5]).confidence_interval(0.95)
+        self.assertEqual(paired["by_batch"]["8"]["ci95_pp"], [round(ci.low, 4), round(ci.high, 4)])
+        self.assertIsNone(paired["by_batch"]["2"]["difference_pp"])
 
 
 class LearningRateSweepTest(unittest.TestCase):
@@ -87,24 +99,35 @@ class GridTest(unittest.TestCase):
     def test_each_cell_gathers_its_own_runs_in_seed_order(self):
         base = RunConfig.create(artifacts_dir="a")
         todo = grid.configs(base, ("bn", "gn"), ("none", "L1"), (0, 1))
-        # A run's "accuracy" encodes its cell and seed: seed + 10 for GN + 100 for L1.
-        results = [{"final_test_accuracy": c.learning.seed + 10 * (c.learning.norm == "gn") + 100 * (c.learning.l1 > 0),
-                    "final_test_xent": 0.1, "folder": "no-such-folder", "dataset": {"test_size": 10000},
+        # A run's accuracy encodes its cell and seed: 0.9 + seed / 1000, + 0.01 for GN, + 0.05 for L1.
+        def accuracy(c):
+            return 0.9 + c.learning.seed / 1000 + 0.01 * (c.learning.norm == "gn") + 0.05 * (c.learning.l1 > 0)
+
+        results = [{"final_test_accuracy": accuracy(c), "final_test_xent": 0.1, "folder": "no-such-folder",
+                    "dataset": {"test_size": 10000},
                     "weights": {"near_zero_fraction": 0.0, "mean_abs_weight": 0.1, "kernel_l2_norm": {"conv1": 1.0}}}
                    for c in todo]
         out = grid.summarize(todo, results, ("bn", "gn"), ("none", "L1"), (0, 1))
-        self.assertEqual(out["final_test_accuracy"]["gn"]["L1"], [110, 111])
-        self.assertEqual(out["final_test_accuracy"]["bn"]["none"], [0, 1])
-        self.assertEqual(out["final_test_accuracy"]["bn"]["L1"], [100, 101])
-        low, high = out["ci95"]["bn"]["L1"]
-        self.assertLess(low, 100.5)
-        self.assertGreater(high, 100.5)
-        # Differences in percentage points: L1 adds 100 (10,000 pp) in each row, GN adds 10 in each column.
-        differences = out["differences_ci95_pp"]
-        self.assertEqual(differences["penalty_minus_none"]["gn"]["L1"][0], 10000)
-        self.assertEqual(differences["main_effect_norm"]["bn-gn"][0], -1000)
-        self.assertEqual(differences["main_effect_penalty"]["L1-none"][0], 10000)
-        self.assertEqual(differences["norm_minus_none"], {})  # no "none" norm in this grid
+        self.assertEqual(out["final_test_accuracy"]["gn"]["L1"], [0.96, 0.961])
+        self.assertEqual(out["final_test_accuracy"]["bn"]["none"], [0.9, 0.901])
+        low, high = out["ci95_logit"]["bn"]["L1"]
+        self.assertTrue(0 <= low < 0.9505 < high <= 1)
+        # Differences in percentage points: L1 adds 5 in each row, GN 1 in each column; Holm within each family.
+        differences = out["differences"]
+        self.assertAlmostEqual(differences["penalty_minus_none"]["gn: L1"]["difference_pp"], 5.0)
+        self.assertAlmostEqual(differences["main_effect_norm"]["bn-gn"]["difference_pp"], -1.0)
+        self.assertAlmostEqual(differences["main_effect_penalty"]["L1-none"]["difference_pp"], 5.0)
+        self.assertNotIn("norm_minus_none", differences)  # no "none" norm in this grid
+        from scipy import stats as scipy_stats
+
+        family = differences["penalty_minus_none"]  # two tests: Holm doubles the smaller p
+        row = family["bn: L1"]
+        self.assertEqual(row["p"], round(scipy_stats.ttest_ind([0.95, 0.951], [0.9, 0.901], equal_var=False).pvalue, 6))
+        self.assertAlmostEqual(min(r["p_holm"] for r in family.values()), 2 * min(r["p"] for r in family.values()),
+                               places=5)
+        for rows in differences.values():
+            for r in rows.values():
+                self.assertEqual(r["real"], r["p_holm"] < 0.05)
 
     def test_l2_effect_compares_kernel_scale_and_relative_gradient(self):
         # L2 halves the kernel and |g|/|w| grows 4x: what a scale-blind layer predicts (r^-2 = 4).
@@ -135,7 +158,7 @@ class GridTest(unittest.TestCase):
             self.assertEqual(set(cell["relative_grad_last_epoch"]), {"conv1", "conv2", "conv3", "conv4", "conv5"})
             self.assertEqual(len(cell["kernel_l2_norm"]), 7)  # 5 3x3 convolutions, the 1x1 transition, the dense
             self.assertEqual(result["penalties"], ["none", "L1"])
-            self.assertIsNone(saved["ci95"]["none"]["L1"])  # one seed: no interval
+            self.assertIsNone(saved["ci95_logit"]["none"]["L1"])  # one seed: no interval
             self.assertEqual(saved["mid_test_accuracy"]["none"]["L1"], saved["final_test_accuracy"]["none"]["L1"])  # 1 epoch
             self.assertTrue(os.path.exists(os.path.join(artifacts, "grid.png")))
             table = open(os.path.join(artifacts, "grid.md"), encoding="utf-8").read()

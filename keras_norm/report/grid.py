@@ -21,7 +21,11 @@ def _range(per_layer, scale=1.0, digits=2):
 
 
 def _pp_text(entry):
-    return "—" if entry is None else f"{entry[0]:+.3f} ({entry[1]:+.3f} to {entry[2]:+.3f})"
+    if entry["difference_pp"] is None or entry["p"] is None:
+        return "— | — | — | too few seeds"
+    (low, high), verdict = entry["ci95_pp"], "**real**" if entry["real"] else "not distinguishable"
+    return (f"{entry['difference_pp']:+.3f} ({low:+.3f} to {high:+.3f}) | {entry['p']:.4f} | {entry['p_holm']:.4f} | "
+            f"{verdict}")
 
 
 def markdown(grid):
@@ -32,7 +36,7 @@ def markdown(grid):
              "|---" * 10 + "|"]
     for n in grid["norms"]:
         for p in grid["penalties"]:
-            cell, ci = grid["cells"][n][p], grid["ci95"][n][p]
+            cell, ci = grid["cells"][n][p], grid["ci95_logit"][n][p]
             convs = {k: v for k, v in cell["kernel_l2_norm"].items() if k.startswith("conv")}
             relative = cell.get("relative_grad_last_epoch")
             lines.append(f"| {n} | {p} | {_mean(cell['final_test_accuracy'], 100)} | "
@@ -41,24 +45,29 @@ def markdown(grid):
                          f"{_mean(cell['final_test_xent'], 1, 4)} | {_mean(cell['near_zero_fraction'], 100, 2)} | "
                          f"{_mean(cell['mean_abs_weight'])} | {_range(convs)} | "
                          f"{_range(relative, digits=3) if relative else '—'} |")
-    lines += ["", "Differences of final test accuracy, pp (95% CI; a difference is real when its CI excludes 0):", "",
-              "| comparison | difference (95% CI) |", "|---|---|"]
-    lines += [f"| {label} | {_pp_text(entry)} |" for label, entry in _difference_rows(grid["differences_ci95_pp"])]
+    lines += ["", "95% CI of a cell: Student's t on the logit of the accuracies (inside [0, 100]).", "",
+              "Differences of final test accuracy, pp, with their 95% CI (Welch; the main effects: Welch-Satterthwaite "
+              "over the blocks) and p. Each of the four groups below is one family under Holm's rule: a difference "
+              "is real when its Holm-adjusted p is below 0.05.", "",
+              "| comparison | difference (95% CI) | p | p (Holm, its family) | verdict |", "|---|---|---|---|---|"]
+    lines += [f"| {label} | {_pp_text(entry)} |" for label, entry in _difference_rows(grid["differences"])]
     return "\n".join(lines) + "\n"
 
 
 def _difference_rows(differences):
-    """(label, [difference, low, high]) for grid.md, main effects first."""
+    """(label, entry) for grid.md, family by family, main effects first."""
     no = lambda name, what: f"no {what}" if name == "none" else name  # noqa: E731
     for pair, entry in differences["main_effect_norm"].items():
         a, b = pair.split("-")
         yield f"{no(a, 'norm')} − {no(b, 'norm')}, mean over the penalties", entry
-    for pair, entry in differences["main_effect_penalty"].items():
+    for pair, entry in differences.get("main_effect_penalty", {}).items():
         yield f"{pair.split('-')[0]} − no penalty, mean over the norms", entry
-    for norm, row in differences["penalty_minus_none"].items():
-        yield from ((f"{no(norm, 'norm')}: {p} − no penalty", entry) for p, entry in row.items())
-    for penalty, row in differences["norm_minus_none"].items():
-        yield from ((f"{no(penalty, 'penalty')}: {n} − no norm", entry) for n, entry in row.items())
+    for key, entry in differences.get("penalty_minus_none", {}).items():
+        norm, penalty = key.split(": ")
+        yield f"{no(norm, 'norm')}: {penalty} − no penalty", entry
+    for key, entry in differences.get("norm_minus_none", {}).items():
+        penalty, norm = key.split(": ")
+        yield f"{no(penalty, 'penalty')}: {norm} − no norm", entry
 
 
 def _colour_range(acc, intervals, norms, penalties):
@@ -93,8 +102,8 @@ def _heat_map(ax, grid, accuracy, title, intervals=None):
 def plot(grid, path):
     """The heat map of final test accuracy (95% CI below each mean), and beside it the middle of training."""
     panels = [(grid["final_test_accuracy"], f"Final test accuracy (%), mean of seeds "
-               f"{', '.join(map(str, grid['seeds']))} (95% CI below;\ncolours span the cells' intervals)",
-               grid["ci95"])]
+               f"{', '.join(map(str, grid['seeds']))} (95% CI, logit t, below;\ncolours span the cells' intervals)",
+               grid["ci95_logit"])]
     if "mid_test_accuracy" in grid:
         panels.append((grid["mid_test_accuracy"], f"Test accuracy (%) at epoch {grid['mid_epoch']} of "
                        f"{grid['epochs']}, mean of seeds", None))

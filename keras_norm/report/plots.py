@@ -59,7 +59,7 @@ def _final_mean(values):
 
 
 def _final_ci(values):
-    mean, _, (low, high) = stats.mean_ci(values[:, -1])
+    mean, (low, high) = stats.bounded_ci(values[:, -1])  # accuracies in percent: the interval stays in [0, 100]
     return f"final {mean:.3f}% (95% CI {low:.3f}–{high:.3f})" if values.shape[0] > 1 else f"final {mean:.3f}%"
 
 

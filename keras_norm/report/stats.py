@@ -18,6 +18,7 @@ adjusted by Holm's step-down method (`holm`), and a difference is real when its 
 """
 
 import math
+import warnings
 
 import numpy as np
 from scipy import stats
@@ -56,17 +57,25 @@ def contrast(pairs):
     """(difference, (low, high)): the mean over blocks of mean(a) - mean(b), for pairs [(a, b), ...] of
     samples (e.g. one pair per penalty when comparing two norms), with Welch-Satterthwaite's 95% interval:
     each block's means are independent, so the variance is sum(var(a)/n_a + var(b)/n_b) / blocks^2."""
+    diff, (low, high), _ = contrast_test(pairs)
+    return diff, (low, high)
+
+
+def contrast_test(pairs):
+    """(difference, (low, high), p): `contrast` with its two-sided p-value, t = difference / se on the same
+    Welch-Satterthwaite degrees of freedom (one block: Welch's test, SciPy's `ttest_ind(equal_var=False)`).
+    With no spread at all, the interval is the difference itself and p is 0 or 1."""
     k = len(pairs)
     diff = float(np.mean([np.mean(a) - np.mean(b) for a, b in pairs]))
     if any(len(a) < 2 or len(b) < 2 for a, b in pairs):
-        return diff, (float("nan"), float("nan"))
+        return diff, (float("nan"), float("nan")), float("nan")
     terms = [(np.var(v, ddof=1) / len(v) / k ** 2, len(v) - 1) for pair in pairs for v in pair]
     var = sum(t for t, _ in terms)
     if var == 0:
-        return diff, (diff, diff)
+        return diff, (diff, diff), float(diff == 0)
     df = var ** 2 / sum(t ** 2 / dof for t, dof in terms)
     half = float(stats.t.ppf(0.5 + LEVEL / 2, df)) * math.sqrt(var)
-    return diff, (diff - half, diff + half)
+    return diff, (diff - half, diff + half), float(2 * stats.t.sf(abs(diff) / math.sqrt(var), df))
 
 
 def ci_or_none(values):
@@ -98,7 +107,9 @@ def welch_test(a, b):
     diff, interval = welch(a, b)
     if math.isnan(interval[0]) or interval[0] == interval[1]:
         return diff, interval, float("nan") if math.isnan(interval[0]) else float(diff == 0)
-    return diff, interval, float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # one side's seeds all equal (a zero-width cell): SciPy warns of round-off
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return diff, interval, float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def paired(a, b):
@@ -131,6 +142,27 @@ def holm(pvalues):
 def real_by_holm(pvalues, alpha=1 - LEVEL):
     """For each p-value of one family: whether it is real under Holm's rule at family-wise level `alpha`."""
     return [bool(q < alpha) for q in holm(pvalues)]
+
+
+def family(name, pairs, paired=False):
+    """One comparison made at each key of `pairs` ({key: (a, b)}, e.g. one per batch size), as one family: per key
+    the difference, its 95% interval, p (Welch's or the paired t), Holm's adjusted p over the keys and the verdict
+    (real when p_holm < 0.05). A key with too few values for a test has null numbers."""
+    test = paired_or_nan if paired else welch_test
+    rows = {key: test(a, b) for key, (a, b) in pairs.items()}
+    adjusted = holm([p for _, _, p in rows.values()])
+    number = lambda v, digits: None if math.isnan(v) else round(v, digits)  # noqa: E731  (JSON has no NaN)
+    return {"name": name, "test": "paired t" if paired else "Welch", "by_batch": {
+        str(key): {"difference_pp": number(d, 4), "ci95_pp": [number(lo, 4), number(hi, 4)], "p": number(p, 6),
+                   "p_holm": number(q, 6), "real": bool(q < 1 - LEVEL)}
+        for (key, (d, (lo, hi), p)), q in zip(rows.items(), adjusted)}}
+
+
+def paired_or_nan(a, b):
+    """`paired`, or NaNs where the two sides do not pair up (a missing seed)."""
+    if len(a) != len(b) or not len(a):
+        return float("nan"), (float("nan"), float("nan")), float("nan")
+    return paired(a, b)
 
 
 def bounded_ci(values, low=0.0, high=100.0):

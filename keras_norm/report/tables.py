@@ -29,7 +29,7 @@ def at_val_best(runs):
 
 def _entry(name, runs):
     first, ds = runs[0], runs[0].config["dataset"]
-    _, _, ci = stats.mean_ci(final_test(runs))
+    _, ci = stats.bounded_ci(final_test(runs), 0.0, 1.0)
     return {
         "name": name, "norm": first.flags["norm"], "l1": first.flags["l1"], "l2": first.flags["l2"],
         "params": first.config["params"], "seeds": [r.seed for r in runs], "train_size": ds["train_size"],
@@ -38,7 +38,7 @@ def _entry(name, runs):
         "final_test_accuracy": [round(v, 6) for v in final_test(runs)],
         "test_accuracy_at_val_best": [round(v, 6) for v in at_val_best(runs)],
         "val_best_epoch": [r.metrics["val_best_epoch"] for r in runs],
-        "ci95": [round(ci[0], 6), round(ci[1], 6)],
+        "ci95_logit": [_number(ci[0]), _number(ci[1])],
         "final_test_xent": [round(float(r.series("test_xent")[-1]), 6) for r in runs],
         "first_epoch_at_99.4": [r.metrics.get("first_epoch_at_99.4") for r in runs],
         "epoch_seconds": [round(float(r.series("seconds").mean()), 3) for r in runs],
@@ -46,13 +46,20 @@ def _entry(name, runs):
 
 
 def pairs(groups):
-    """Every pair of variants: the difference of mean final-epoch test accuracy with Welch's 95% CI."""
-    names, out = list(groups), []
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            diff, ci = stats.welch(final_test(groups[a]), final_test(groups[b]))
-            out.append({"a": a, "b": b, "diff": round(diff, 6), "ci95": [round(ci[0], 6), round(ci[1], 6)]})
-    return out
+    """Every pair of variants, one family: the difference of mean final-epoch test accuracy with Welch's 95% CI and
+    p, Holm's adjusted p over the pairs, and the verdict (real when that is below 0.05)."""
+    names = list(groups)
+    tests = [(a, b, stats.welch_test(final_test(groups[a]), final_test(groups[b])))
+             for i, a in enumerate(names) for b in names[i + 1:]]
+    adjusted = stats.holm([p for _, _, (_, _, p) in tests])
+    return [{"a": a, "b": b, "diff": _number(diff), "ci95": [_number(ci[0]), _number(ci[1])], "p": _number(p),
+             "p_holm": _number(q), "real": bool(q < 1 - stats.LEVEL)}
+            for (a, b, (diff, ci, p)), q in zip(tests, adjusted)]
+
+
+def _number(value):
+    """Rounded for the JSON; None where a statistic has too few seeds (JSON has no NaN)."""
+    return None if np.isnan(value) else round(float(value), 6)
 
 
 def results(groups):
@@ -67,7 +74,7 @@ def _pm(values, scale=100.0, digits=2):
 
 
 def _ci(values):
-    _, _, (low, high) = stats.mean_ci(np.asarray(values) * 100)
+    _, (low, high) = stats.bounded_ci(np.asarray(values) * 100)
     return f"{low:.3f}–{high:.3f}"
 
 
@@ -85,19 +92,24 @@ def _summary_row(name, runs):
 
 
 def summary_table(groups):
-    return ["| variant | norm | L1 | L2 | params | seeds | final-epoch test acc. (%) | 95% CI of the mean | "
+    return ["| variant | norm | L1 | L2 | params | seeds | final-epoch test acc. (%) | 95% CI of the mean (logit t) | "
             "test acc. at the validation-best epoch (%) | final test data loss | L1/L2 penalty (final) | "
             "first epoch ≥ 99.4% test | near-zero weights (abs(w) < 1e-3) | mean abs(w) | s/epoch |",
             "|---" * 15 + "|"] + [_summary_row(n, rs) for n, rs in groups.items()]
 
 
 def pair_table(groups):
-    """The pairs with their verdict: real only when the 95% CI of the difference excludes 0."""
-    lines = ["| A | B | mean A − mean B (pp) | 95% CI (Welch) | verdict |", "|---|---|---|---|---|"]
+    """The pairs with their verdict: real when Holm's adjusted p over the pairs is below 0.05."""
+    lines = ["| A | B | mean A − mean B (pp) | 95% CI (Welch) | p | p (Holm, all pairs) | verdict |",
+             "|---|---|---|---|---|---|---|"]
     for p in pairs(groups):
-        verdict = "real" if stats.excludes_zero(p["ci95"]) else "not distinguishable"
+        if p["p"] is None:
+            lines.append(f"| {p['a']} | {p['b']} | {100 * p['diff']:+.3f} | — | — | — | too few seeds |")
+            continue
+        verdict = "real" if p["real"] else "not distinguishable"
         lines.append(f"| {p['a']} | {p['b']} | {100 * p['diff']:+.3f} | "
-                     f"{100 * p['ci95'][0]:+.3f} to {100 * p['ci95'][1]:+.3f} | {verdict} |")
+                     f"{100 * p['ci95'][0]:+.3f} to {100 * p['ci95'][1]:+.3f} | {p['p']:.4f} | {p['p_holm']:.4f} | "
+                     f"{verdict} |")
     return lines
 
 
@@ -155,7 +167,9 @@ def report_markdown(groups, failed, suite, description):
     lines = ["# Results", "", f"Data: {description}. Mean ± sample std over seeds; the validation split chose "
              "each run's best epoch, the test set only reports. Data loss = cross-entropy without the L1/L2 "
              "penalty.", ""]
-    lines += summary_table(groups) + ["", "A difference is real only when its 95% CI excludes 0:", ""]
+    rule = ("The pairs are one family under Holm's rule: a difference is real when its Holm-adjusted p (Welch's test) "
+            "is below 0.05:")
+    lines += summary_table(groups) + ["", rule, ""]
     lines += pair_table(groups) + [""] + bar_lines(groups) + [""] + noise_lines(groups)
     shared = mistake_lines(groups)
     lines += ([""] + shared if shared else []) + [""] + per_seed_lines(groups)

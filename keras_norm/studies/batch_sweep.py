@@ -87,19 +87,28 @@ def as_lists(per_cell, batch_sizes):
     return per_seed, means
 
 
+def _bounded_or_none(values):
+    """[low, high] of a cell's logit-t interval, inside [0, 100] (report/stats.py, `bounded_ci`); None with fewer
+    than 2 seeds (JSON has no NaN)."""
+    if len(values) < 2:
+        return None
+    return [round(v, 3) for v in stats.bounded_ci(values)[1]]
+
+
 def intervals(sweep):
-    """95% CIs over seeds: of each cell's test error, and of the differences between norms (and BN's two
-    ways of normalizing) at each batch size, as [difference, low, high] (pp)."""
-    errors = sweep["test_error_per_seed"]
-    rounded = lambda values: values and [round(v, 3) for v in values]  # noqa: E731
-    # None where a cell has fewer than 2 seeds: no interval (and no NaN in the JSON)
-    out = {"test_error_ci95": {n: [rounded(stats.ci_or_none(v)) for v in rows] for n, rows in errors.items()}}
-    pairs = {f"{a}-{b}": (errors[a], errors[b]) for a, b in (("bn", "gn"), ("bn", "ln"), ("gn", "ln"))
-             if a in errors and b in errors}
-    if "bn" in sweep.get("bn_batch_statistics_test_error_per_seed", {}):
-        pairs["bn_batch_statistics-bn"] = (sweep["bn_batch_statistics_test_error_per_seed"]["bn"], errors["bn"])
-    out["differences_ci95"] = {name: [stats.difference_or_none(stats.welch(x, y)) for x, y in zip(*rows)]
-                               for name, rows in pairs.items()}
+    """95% CIs over seeds of each cell's test error (logit t, inside [0, 100]), and the differences at each batch
+    size, each comparison one family under Holm's rule over the batch sizes: between norms Welch's (independent
+    runs); BN's batch statistics minus its moving ones paired (the same models measured two ways)."""
+    errors, sizes = sweep["test_error_per_seed"], sweep["batch_sizes"]
+    by_batch = lambda a, b: {size: (x, y) for size, x, y in zip(sizes, a, b)}  # noqa: E731
+    out = {"test_error_ci95_logit": {n: [_bounded_or_none(v) for v in rows] for n, rows in errors.items()}}
+    out["differences"] = [stats.family(f"{a} - {b}", by_batch(errors[a], errors[b]))
+                          for a, b in (("bn", "gn"), ("bn", "ln"), ("gn", "ln")) if a in errors and b in errors]
+    batch_stats = sweep.get("bn_batch_statistics_test_error_per_seed", {}).get("bn")
+    if batch_stats is not None:
+        out["differences"].append(stats.family("bn batch statistics - moving statistics",
+                                               by_batch(batch_stats, errors["bn"]), paired=True))
+    out["rule"] = "per comparison, the batch sizes are one family: Holm's step-down adjustment; real when p_holm < 0.05"
     return out
 
 
@@ -134,15 +143,19 @@ def plot(path, sweep):
     names = {"bn": "BatchNorm (moving statistics)", "gn": "GroupNorm (4 groups)", "ln": "LayerNorm"}
     fig, ax = plt.subplots(figsize=(8, 5))
     sizes = sweep["batch_sizes"]
-    curves = [(names.get(n, n), e, "o-") for n, e in sweep["test_error"].items()]
-    curves += [("BatchNorm (each test batch's own statistics, test batch = training batch)", e, "s--")
-               for e in sweep.get("bn_batch_statistics_test_error", {}).values()]
-    for label, errors, style in curves:
+    per_seed = sweep["test_error_per_seed"]
+    curves = [(names.get(n, n), e, per_seed[n], "o-") for n, e in sweep["test_error"].items()]
+    curves += [("BatchNorm (each test batch's own statistics, test batch = training batch)", e,
+                sweep["bn_batch_statistics_test_error_per_seed"][n], "s--")
+               for n, e in sweep.get("bn_batch_statistics_test_error", {}).items()]
+    for label, errors, seeds, style in curves:
         xs = [b for b, e in zip(sizes, errors) if e is not None]
         ys = [e for e in errors if e is not None]
-        ax.plot(xs, ys, style, label=label)
+        line, = ax.plot(xs, ys, style, label=label)
         for x, y in zip(xs, ys):
             ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+        points = [(b, e) for b, cell in zip(sizes, seeds) for e in cell]  # every seed, where the mean hides a spread
+        ax.plot([p[0] for p in points], [p[1] for p in points], ".", color=line.get_color(), alpha=0.45, ms=5)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(sizes)
@@ -151,8 +164,8 @@ def plot(path, sweep):
     ax.set_xlabel("batch size (images per step), log2 scale")
     ax.set_ylabel("final test error (%), log scale")
     ax.set_title(f"Test error vs batch size: {sweep['train_size']} training images, {sweep['epochs']} epochs, "
-                 f"{sweep['lr_rule']['chosen']} lr rule, no penalty\nmean of seed(s) "
-                 f"{', '.join(map(str, sweep['seeds']))}", fontsize=10)
+                 f"{sweep['lr_rule']['chosen']} lr rule, no penalty\nlines: mean of seed(s) "
+                 f"{', '.join(map(str, sweep['seeds']))}; dots: each seed", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     save_figure(fig, path)

@@ -70,28 +70,44 @@ def cell_numbers(results):
     return out
 
 
-def _pp(difference):
-    """A difference of accuracies as [difference, low, high] in percentage points, or None."""
-    return stats.difference_or_none(difference, scale=100)
+def _family(tests):
+    """{key: test result} of one family -> {key: {"difference_pp", "ci95_pp", "p", "p_holm", "real"}}: accuracies'
+    differences in percentage points, Holm's rule over the family (report/stats.py)."""
+    adjusted = stats.holm([p for _, _, p in tests.values()])
+    pp = lambda v: None if np.isnan(v) else round(100 * v, 3)  # noqa: E731  (JSON has no NaN)
+    prob = lambda v: None if np.isnan(v) else round(v, 6)  # noqa: E731
+    return {key: {"difference_pp": pp(d), "ci95_pp": [pp(lo), pp(hi)], "p": prob(p), "p_holm": prob(q),
+                  "real": bool(q < 1 - stats.LEVEL)}
+            for (key, (d, (lo, hi), p)), q in zip(tests.items(), adjusted)}
+
+
+def _bounded(accuracies):
+    """[low, high] of the mean accuracy's 95% interval, inside [0, 1] (logit t, `stats.bounded_ci`), or None."""
+    if len(accuracies) < 2:
+        return None
+    return [round(v, 6) for v in stats.bounded_ci(accuracies, 0.0, 1.0)[1]]
 
 
 def differences(accuracy, norms, penalties):
-    """95% CIs (pp of test accuracy) that separate the norm from the penalty: each cell against its row's
-    no-penalty cell and against its column's no-norm cell, and the main effects (a norm against another
-    averaged over the penalties, a penalty against none averaged over the norms; `stats.contrast`)."""
+    """The differences (pp of test accuracy) that separate the norm from the penalty, in four families, each under
+    Holm's rule: each cell against its row's no-penalty cell and against its column's no-norm cell (Welch), and
+    the main effects (a norm against another averaged over the penalties, a penalty against none averaged over
+    the norms; `stats.contrast_test`)."""
     cell = lambda n, p: accuracy[n][p]  # noqa: E731
     others = lambda values, ref: [v for v in values if v != ref]  # noqa: E731
     norm_pairs = [(a, b) for i, a in enumerate(norms) for b in norms[i + 1:]]
-    return {
-        "penalty_minus_none": {n: {p: _pp(stats.welch(cell(n, p), cell(n, "none"))) for p in others(penalties, "none")}
-                               for n in norms} if "none" in penalties else {},
-        "norm_minus_none": {p: {n: _pp(stats.welch(cell(n, p), cell("none", p))) for n in others(norms, "none")}
-                            for p in penalties} if "none" in norms else {},
-        "main_effect_norm": {f"{a}-{b}": _pp(stats.contrast([(cell(a, p), cell(b, p)) for p in penalties]))
-                             for a, b in norm_pairs},
-        "main_effect_penalty": {f"{p}-none": _pp(stats.contrast([(cell(n, p), cell(n, "none")) for n in norms]))
-                                for p in others(penalties, "none")} if "none" in penalties else {},
-    }
+    out = {"main_effect_norm": _family({f"{a}-{b}": stats.contrast_test([(cell(a, p), cell(b, p)) for p in penalties])
+                                        for a, b in norm_pairs})}
+    if "none" in penalties:
+        out["main_effect_penalty"] = _family({f"{p}-none": stats.contrast_test([(cell(n, p), cell(n, "none"))
+                                                                                 for n in norms])
+                                              for p in others(penalties, "none")})
+        out["penalty_minus_none"] = _family({f"{n}: {p}": stats.welch_test(cell(n, p), cell(n, "none"))
+                                             for n in norms for p in others(penalties, "none")})
+    if "none" in norms:
+        out["norm_minus_none"] = _family({f"{p}: {n}": stats.welch_test(cell(n, p), cell("none", p))
+                                          for p in penalties for n in others(norms, "none")})
+    return out
 
 
 def l2_effect(cells, norms, penalty="L2"):
@@ -122,14 +138,17 @@ def summarize(todo, results, norms, penalties, seeds):
     grid = {"norms": list(norms), "penalties": list(penalties), "strengths": {p: PENALTIES[p] for p in penalties},
             "seeds": list(seeds), "epochs": todo[0].learning.epochs,
             "final_test_accuracy": {n: {p: cells[n][p]["final_test_accuracy"] for p in penalties} for n in norms},
-            "ci95": {n: {p: stats.ci_or_none(cells[n][p]["final_test_accuracy"]) for p in penalties} for n in norms},
+            "ci95_logit": {n: {p: _bounded(cells[n][p]["final_test_accuracy"]) for p in penalties} for n in norms},
             "cells": cells}
     if all("test_accuracy_by_epoch" in cells[n][p] for n in norms for p in penalties):  # the middle of training
         grid["mid_epoch"] = max(1, grid["epochs"] // 2)
         grid["mid_test_accuracy"] = {n: {p: [c[grid["mid_epoch"] - 1] for c in cells[n][p]["test_accuracy_by_epoch"]]
                                          for p in penalties} for n in norms}
     accuracy = grid["final_test_accuracy"]
-    grid["differences_ci95_pp"] = differences(accuracy, list(norms), list(penalties))
+    grid["differences"] = differences(accuracy, list(norms), list(penalties))
+    grid["comparison_rule"] = ("four families (main effects of the norm, of the penalty; each penalty against none "
+                               "per norm; each norm against none per penalty), each under Holm's step-down rule; "
+                               "real when p_holm < 0.05")
     grid["l2_effect"] = l2_effect(cells, norms) if {"none", "L2"} <= set(penalties) else {}
     return grid
 

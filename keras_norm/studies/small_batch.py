@@ -63,14 +63,8 @@ def per_cell(todo, results, test_set):
 
 
 def family(name, a_rows, b_rows, batch_sizes, paired=False):
-    """One comparison at every batch size: difference (pp), 95% interval, p, Holm's adjusted p and verdict."""
-    test = stats.paired if paired else stats.welch_test
-    rows = [test(a_rows[b], b_rows[b]) for b in batch_sizes]
-    adjusted = stats.holm([p for _, _, p in rows])
-    return {"name": name, "test": "paired t" if paired else "Welch", "by_batch": {
-        str(b): {"difference_pp": round(d, 4), "ci95_pp": [round(lo, 4), round(hi, 4)], "p": round(p, 6),
-                 "p_holm": round(q, 6), "real": bool(q < 1 - stats.LEVEL)}
-        for b, (d, (lo, hi), p), q in zip(batch_sizes, rows, adjusted)}}
+    """One comparison at every batch size, Holm's rule over them (report/stats.py, `family`)."""
+    return stats.family(name, {b: (a_rows[b], b_rows[b]) for b in batch_sizes}, paired)
 
 
 def summarize(error, batch_stats, batch_sizes, seeds, epochs=EPOCHS):
