@@ -244,3 +244,24 @@ class WholeStudyTest(unittest.TestCase):
             self.assertEqual(entry["layers"], ["conv1", "conv2", "conv3", "conv4", "conv5"])
             self.assertEqual(np.array(entry["grad_norm"]).shape, (1, 5))  # 1 epoch, 5 blocks
             self.assertTrue(np.all(np.array(entry["grad_norm"]) > 0))
+
+    def test_the_grid_finds_the_seeds_suites_runs_and_describes_each_cell(self):
+        from keras_norm.run_folder import run_dir
+        from keras_norm.studies import grid
+
+        saved = self.read("grid.json")
+        [main] = grid.configs(self.base, ("none",), ("none",), (0,))  # a variant of the seeds suite: its run
+        self.assertEqual(os.path.dirname(run_dir(main)), os.path.join(self.artifacts, "seeds", "runs"))
+        run = helpers.read_json(os.path.join(run_dir(main), "metrics.json"))
+        self.assertAlmostEqual(saved["final_test_accuracy"]["none"]["none"][0], run["final_test_accuracy"], places=6)
+        table = helpers.read_text(os.path.join(self.artifacts, "grid.md"))
+        for norm in saved["norms"]:
+            cell = saved["cells"][norm]["none"]
+            self.assertEqual(set(cell["relative_grad_last_epoch"]), {"conv1", "conv2", "conv3", "conv4", "conv5"})
+            self.assertEqual(len(cell["kernel_l2_norm"]), 7)  # 5 3x3 convolutions, the 1x1 transition, the dense
+            np.testing.assert_allclose(saved["mid_test_accuracy"][norm]["none"],  # one epoch: the middle is the end
+                                       saved["final_test_accuracy"][norm]["none"], rtol=1e-6)
+            self.assertIn(f"| {norm} | none | {100 * np.mean(cell['final_test_accuracy']):.3f} |", table)
+        for family in saved["differences"].values():
+            for row in family.values():
+                self.assertEqual(row["real"], row["p_holm"] is not None and row["p_holm"] < 0.05)

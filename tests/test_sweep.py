@@ -140,29 +140,23 @@ class GridTest(unittest.TestCase):
         self.assertEqual(out, {"bn": {"conv1": {"kernel_norm_ratio": 0.5, "relative_grad_ratio": 4.0,
                                                 "scale_invariant_prediction": 4.0}}})
 
-    def test_tiny_grid_writes_json_and_heat_map(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            npz = helpers.write_small_npz(tmp, n_train=128, n_test=32)
-            artifacts = os.path.join(tmp, "artifacts")
-            base = RunConfig.create(data_path=npz, artifacts_dir=artifacts, epochs=1, batch_size=32, export=False)
-            result = grid.run(base, SuiteOptions(jobs=2), log=lambda *a, **k: None, norms=("none",),
-                              penalties=("none", "L1"), seeds=(0,))
-            saved = helpers.read_json(os.path.join(artifacts, "grid.json"))
-            self.assertEqual(set(saved["final_test_accuracy"]), {"none"})
-            self.assertEqual(set(saved["final_test_accuracy"]["none"]), {"none", "L1"})
-            main = [c for c in grid.configs(base, ("none",), ("none",), (0,))][0]  # a variant of the seeds suite
-            self.assertEqual(os.path.dirname(train.run_dir(main)), os.path.join(artifacts, "seeds", "runs"))
-            run = helpers.read_json(os.path.join(train.run_dir(main), "metrics.json"))
-            self.assertEqual(saved["final_test_accuracy"]["none"]["none"], [run["final_test_accuracy"]])
-            cell = saved["cells"]["none"]["L1"]
-            self.assertEqual(set(cell["relative_grad_last_epoch"]), {"conv1", "conv2", "conv3", "conv4", "conv5"})
-            self.assertEqual(len(cell["kernel_l2_norm"]), 7)  # 5 3x3 convolutions, the 1x1 transition, the dense
-            self.assertEqual(result["penalties"], ["none", "L1"])
-            self.assertIsNone(saved["ci95_logit"]["none"]["L1"])  # one seed: no interval
-            self.assertEqual(saved["mid_test_accuracy"]["none"]["L1"], saved["final_test_accuracy"]["none"]["L1"])  # 1 epoch
-            self.assertTrue(os.path.exists(os.path.join(artifacts, "grid.png")))
-            table = open(os.path.join(artifacts, "grid.md"), encoding="utf-8").read()
-            self.assertIn(f"| none | L1 | {100 * saved['final_test_accuracy']['none']['L1'][0]:.3f} |", table)
+    def test_one_seed_gives_no_interval_and_no_verdict(self):
+        from keras_norm.report import grid as grid_report
+
+        base = RunConfig.create(artifacts_dir="a")
+        todo = grid.configs(base, ("bn", "none"), ("none", "L1"), (0,))
+        results = [{"final_test_accuracy": 0.99 - 0.001 * i, "final_test_xent": 0.1, "folder": "no-such-folder",
+                    "dataset": {"test_size": 10000},
+                    "weights": {"near_zero_fraction": 0.0, "mean_abs_weight": 0.1, "kernel_l2_norm": {"conv1": 1.0}}}
+                   for i, _ in enumerate(todo)]
+        out = grid.summarize(todo, results, ("bn", "none"), ("none", "L1"), (0,))
+        self.assertIsNone(out["ci95_logit"]["bn"]["L1"])
+        row = out["differences"]["norm_minus_none"]["L1: bn"]
+        self.assertIsNotNone(row["difference_pp"])
+        self.assertEqual((row["ci95_pp"], row["p"], row["p_holm"], row["real"]), ([None, None], None, None, False))
+        table = grid_report.markdown(out)
+        self.assertIn("| bn | L1 | 98.900 | — |", table)
+        self.assertIn("| L1: bn − no norm | — | — | — | too few seeds |", table)
 
 
 class FinishedRunsTest(unittest.TestCase):
