@@ -151,11 +151,16 @@ def family(name, pairs, paired=False):
     test = paired_or_nan if paired else welch_test
     rows = {key: test(a, b) for key, (a, b) in pairs.items()}
     adjusted = holm([p for _, _, p in rows.values()])
-    number = lambda v, digits: None if math.isnan(v) else round(v, digits)  # noqa: E731  (JSON has no NaN)
+    number = rounded_or_none
     return {"name": name, "test": "paired t" if paired else "Welch", "by_batch": {
         str(key): {"difference_pp": number(d, 4), "ci95_pp": [number(lo, 4), number(hi, 4)], "p": number(p, 6),
                    "p_holm": number(q, 6), "real": bool(q < 1 - LEVEL)}
         for (key, (d, (lo, hi), p)), q in zip(rows.items(), adjusted)}}
+
+
+def rounded_or_none(value, digits=6):
+    """A statistic rounded for a JSON file, or None where it could not be computed (NaN; JSON has no NaN)."""
+    return None if math.isnan(value) else round(float(value), digits)
 
 
 def paired_or_nan(a, b):

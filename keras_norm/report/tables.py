@@ -38,7 +38,7 @@ def _entry(name, runs):
         "final_test_accuracy": [round(v, 6) for v in final_test(runs)],
         "test_accuracy_at_val_best": [round(v, 6) for v in at_val_best(runs)],
         "val_best_epoch": [r.metrics["val_best_epoch"] for r in runs],
-        "ci95_logit": [_number(ci[0]), _number(ci[1])],
+        "ci95_logit": [stats.rounded_or_none(ci[0]), stats.rounded_or_none(ci[1])],
         "final_test_xent": [round(float(r.series("test_xent")[-1]), 6) for r in runs],
         "first_epoch_at_99.4": [r.metrics.get("first_epoch_at_99.4") for r in runs],
         "epoch_seconds": [round(float(r.series("seconds").mean()), 3) for r in runs],
@@ -52,14 +52,10 @@ def pairs(groups):
     tests = [(a, b, stats.welch_test(final_test(groups[a]), final_test(groups[b])))
              for i, a in enumerate(names) for b in names[i + 1:]]
     adjusted = stats.holm([p for _, _, (_, _, p) in tests])
-    return [{"a": a, "b": b, "diff": _number(diff), "ci95": [_number(ci[0]), _number(ci[1])], "p": _number(p),
-             "p_holm": _number(q), "real": bool(q < 1 - stats.LEVEL)}
+    number = stats.rounded_or_none
+    return [{"a": a, "b": b, "diff": number(diff), "ci95": [number(ci[0]), number(ci[1])], "p": number(p),
+             "p_holm": number(q), "real": bool(q < 1 - stats.LEVEL)}
             for (a, b, (diff, ci, p)), q in zip(tests, adjusted)]
-
-
-def _number(value):
-    """Rounded for the JSON; None where a statistic has too few seeds (JSON has no NaN)."""
-    return None if np.isnan(value) else round(float(value), 6)
 
 
 def results(groups):

@@ -74,8 +74,7 @@ def _family(tests):
     """{key: test result} of one family -> {key: {"difference_pp", "ci95_pp", "p", "p_holm", "real"}}: accuracies'
     differences in percentage points, Holm's rule over the family (report/stats.py)."""
     adjusted = stats.holm([p for _, _, p in tests.values()])
-    pp = lambda v: None if np.isnan(v) else round(100 * v, 3)  # noqa: E731  (JSON has no NaN)
-    prob = lambda v: None if np.isnan(v) else round(v, 6)  # noqa: E731
+    pp, prob = (lambda v: stats.rounded_or_none(100 * v, 3)), stats.rounded_or_none
     return {key: {"difference_pp": pp(d), "ci95_pp": [pp(lo), pp(hi)], "p": prob(p), "p_holm": prob(q),
                   "real": bool(q < 1 - stats.LEVEL)}
             for (key, (d, (lo, hi), p)), q in zip(tests.items(), adjusted)}
