@@ -149,13 +149,18 @@ def family(name, pairs, paired=False):
     the difference, its 95% interval, p (Welch's or the paired t), Holm's adjusted p over the keys and the verdict
     (real when p_holm < 0.05). A key with too few values for a test has null numbers."""
     test = paired_or_nan if paired else welch_test
-    rows = {key: test(a, b) for key, (a, b) in pairs.items()}
-    adjusted = holm([p for _, _, p in rows.values()])
-    number = rounded_or_none
-    return {"name": name, "test": "paired t" if paired else "Welch", "by_batch": {
-        str(key): {"difference_pp": number(d, 4), "ci95_pp": [number(lo, 4), number(hi, 4)], "p": number(p, 6),
-                   "p_holm": number(q, 6), "real": bool(q < 1 - LEVEL)}
-        for (key, (d, (lo, hi), p)), q in zip(rows.items(), adjusted)}}
+    return {"name": name, "test": "paired t" if paired else "Welch",
+            "by_batch": holm_rows({str(key): test(a, b) for key, (a, b) in pairs.items()})}
+
+
+def holm_rows(tests, scale=1.0, digits=4):
+    """{key: (difference, (low, high), p)} of one family -> {key: {"difference_pp", "ci95_pp", "p", "p_holm",
+    "real"}}: the differences times `scale` (100: fractions to percentage points), Holm's rule over the family."""
+    adjusted = holm([p for _, _, p in tests.values()])
+    pp = lambda v: rounded_or_none(scale * v, digits)  # noqa: E731
+    return {key: {"difference_pp": pp(d), "ci95_pp": [pp(lo), pp(hi)], "p": rounded_or_none(p),
+                  "p_holm": rounded_or_none(q), "real": bool(q < 1 - LEVEL)}
+            for (key, (d, (lo, hi), p)), q in zip(tests.items(), adjusted)}
 
 
 def rounded_or_none(value, digits=6):

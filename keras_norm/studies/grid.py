@@ -71,13 +71,8 @@ def cell_numbers(results):
 
 
 def _family(tests):
-    """{key: test result} of one family -> {key: {"difference_pp", "ci95_pp", "p", "p_holm", "real"}}: accuracies'
-    differences in percentage points, Holm's rule over the family (report/stats.py)."""
-    adjusted = stats.holm([p for _, _, p in tests.values()])
-    pp, prob = (lambda v: stats.rounded_or_none(100 * v, 3)), stats.rounded_or_none
-    return {key: {"difference_pp": pp(d), "ci95_pp": [pp(lo), pp(hi)], "p": prob(p), "p_holm": prob(q),
-                  "real": bool(q < 1 - stats.LEVEL)}
-            for (key, (d, (lo, hi), p)), q in zip(tests.items(), adjusted)}
+    """One family of the grid's differences of accuracies, in percentage points, under Holm's rule."""
+    return stats.holm_rows(tests, scale=100, digits=3)
 
 
 def _bounded(accuracies):
