@@ -32,6 +32,11 @@ RULE_BATCH = 8
 SEEDS = 2  # seeds 0..N-1 per cell unless --sweep_seeds says otherwise
 
 
+def seed_list(options, seeds=tuple(range(SEEDS))):
+    """`seeds`, or 0..N-1 when --sweep_seeds=N (fewer: a sweep that is still running, from its finished seeds)."""
+    return tuple(range(options.sweep_seeds)) if options.sweep_seeds else tuple(seeds)
+
+
 def cell(base, norm, batch, seed, epochs, rule):
     return base.replace(
         norm=norm, l1=0.0, l2=0.0, batch_size=batch, seed=seed, epochs=epochs, lr=REFERENCE[1] * RULES[rule](batch),
@@ -114,7 +119,7 @@ def intervals(sweep):
 
 def run(base, options, log=print, batch_sizes=BATCH_SIZES, norms=NORMS):
     """Chooses the lr rule, trains every cell (skipping finished ones); writes batch_sweep.json and .png."""
-    seeds, epochs = tuple(range(options.sweep_seeds or SEEDS)), options.sweep_epochs
+    seeds, epochs = seed_list(options), options.sweep_epochs
     artifacts = base.outputs.artifacts_dir
     fileio.check_writable(os.path.join(artifacts, "sweep"))
     start = time.time()

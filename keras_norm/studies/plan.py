@@ -76,10 +76,10 @@ def planned(name, base, options, kw=None):
     if name == "small_batch":
         return [c for *_, c in small_batch.configs(base, tuple(small_batch.VARIANTS),
                                                    kw.get("batch_sizes", small_batch.BATCH_SIZES),
-                                                   small_batch.seed_list(options, kw.get("seeds", small_batch.SEEDS)),
+                                                   batch_sweep.seed_list(options, kw.get("seeds", small_batch.SEEDS)),
                                                    kw.get("epochs", small_batch.EPOCHS))]
     if name == "batch_sweep":
-        epochs, seed_list = options.sweep_epochs, tuple(range(options.sweep_seeds or batch_sweep.SEEDS))
+        epochs, seed_list = options.sweep_epochs, batch_sweep.seed_list(options)
         norms = kw.get("norms", batch_sweep.NORMS)
         rule = [batch_sweep.cell(base, n, batch_sweep.RULE_BATCH, 0, epochs, r) for r in batch_sweep.RULES
                 for n in norms]

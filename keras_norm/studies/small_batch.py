@@ -35,11 +35,6 @@ LABELS = {"bn": "BN (moving statistics)", "bn_renorm": "BN + batch renorm", "gn"
           "gn_ws": "GN + weight standardization", "ln": "LN"}
 
 
-def seed_list(options, seeds=SEEDS):
-    """`seeds`, or 0..N-1 when --sweep_seeds=N (fewer: a sweep that is still running, from its finished seeds)."""
-    return tuple(range(options.sweep_seeds)) if options.sweep_seeds else seeds
-
-
 def cell(base, variant, batch, seed, epochs=EPOCHS):
     """One run: the batch sweep's cell (the same run, for bn, gn and ln) with the variant's settings."""
     settings = VARIANTS[variant]
@@ -125,7 +120,7 @@ def run(base, options, log=print, names=tuple(VARIANTS), batch_sizes=BATCH_SIZES
     artifacts = base.outputs.artifacts_dir
     fileio.check_writable(os.path.join(artifacts, "sweep"))
     start = time.time()
-    seeds = seed_list(options, seeds)
+    seeds = batch_sweep.seed_list(options, seeds)
     todo = configs(base, names, batch_sizes, seeds, epochs)
     log(f"suite small_batch: {len(todo)} runs ({len(names)} variants x {len(batch_sizes)} batch sizes x "
         f"{len(seeds)} seeds), {epochs} epochs each")
